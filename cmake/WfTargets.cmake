@@ -1,0 +1,28 @@
+# Helpers shared by every module's CMakeLists.txt.
+
+# Warnings as errors and the C++ level for our own targets only (third-party
+# headers come in as SYSTEM through their imported targets).
+function(wf_target_defaults target)
+  target_compile_features(${target} PUBLIC cxx_std_20)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+  if(BITNET_SANITIZE STREQUAL "address")
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    target_link_options(${target} PUBLIC -fsanitize=address,undefined)
+  elseif(BITNET_SANITIZE STREQUAL "thread")
+    target_compile_options(${target} PRIVATE -fsanitize=thread -fno-omit-frame-pointer)
+    target_link_options(${target} PUBLIC -fsanitize=thread)
+  endif()
+endfunction()
+
+# wf_test(NAME SOURCES... LIBS...) builds one GoogleTest binary and registers
+# each of its tests with CTest (discovered when ctest runs, not at build time).
+function(wf_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  wf_target_defaults(${name})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gmock GTest::gtest_main)
+  gtest_discover_tests(${name}
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
+    DISCOVERY_MODE PRE_TEST
+    PROPERTIES ENVIRONMENT "WF_SOURCE_DIR=${PROJECT_SOURCE_DIR};WF_BINARY_DIR=${PROJECT_BINARY_DIR}")
+endfunction()
