@@ -1,0 +1,32 @@
+// Where tests find shared reference data.
+//
+// WF_GOLDEN_DIR (default: $WF_SOURCE_DIR/../shared/golden) holds golden GGUF
+// models and reference outputs; WF_TOKENIZER_VECTORS (default:
+// $WF_SOURCE_DIR/../shared/tokenizers/llama3/vectors.jsonl) tokenizer vectors.
+// CTest sets WF_SOURCE_DIR to the repository root.
+#ifndef WF_COMMON_TESTING_TEST_PATHS_H_
+#define WF_COMMON_TESTING_TEST_PATHS_H_
+
+#include <cstdlib>
+#include <string>
+
+namespace wf::testing {
+
+inline std::string SourceDir() {
+  const char* src = std::getenv("WF_SOURCE_DIR");
+  return src != nullptr && *src != '\0' ? src : ".";
+}
+
+inline std::string GoldenDir() {
+  if (const char* d = std::getenv("WF_GOLDEN_DIR"); d != nullptr && *d != '\0') return d;
+  return SourceDir() + "/../shared/golden";
+}
+
+inline std::string BinaryDir() {
+  const char* b = std::getenv("WF_BINARY_DIR");
+  return b != nullptr && *b != '\0' ? b : SourceDir() + "/build";
+}
+
+}  // namespace wf::testing
+
+#endif  // WF_COMMON_TESTING_TEST_PATHS_H_
