@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Configures and builds everything into build/ (Release-with-debug-info, Ninja, ccache).
+# Usage: scripts/build.sh [extra cmake args...]   (BUILD_DIR overrides build/)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${BUILD_DIR:-$root/build}"
+export CCACHE_DIR="${CCACHE_DIR:-$root/.cache/ccache}"
+if [ ! -f "$build/build.ninja" ]; then
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
+fi
+cmake --build "$build" -j"$(nproc)"
