@@ -1,10 +1,7 @@
 // Tests DownloadRepo against tests/fake_hf_hub.py on 127.0.0.1.
 #include "converter/hf_hub.h"
 
-#include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -15,6 +12,7 @@
 #include <vector>
 
 #include "common/testing/status_matchers.h"
+#include "common/testing/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -80,47 +78,18 @@ class HfHubTest : public ::testing::Test {
 
   // Starts the fake hub with extra flags and waits (bounded) for its port.
   void StartServer(std::vector<std::string> flags = {}) {
-    int out[2];
-    ASSERT_EQ(::pipe(out), 0);
     std::vector<std::string> args = {"python3",    ScriptPath(),
                                      "--root",     root_.string(),
                                      "--log-file", (tmp_ / "requests.log").string()};
     args.insert(args.end(), flags.begin(), flags.end());
-    std::vector<char*> argv;  // Built before fork: the child only execs.
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = ::fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::close(out[0]);
-      ::close(out[1]);
-      ::execvp("python3", argv.data());
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    std::string line;
-    // Up to ~30 s for the interpreter to start on a loaded machine.
-    for (int i = 0; i < 300 && line.find('\n') == std::string::npos; ++i) {
-      pollfd pfd{out[0], POLLIN, 0};
-      if (::poll(&pfd, 1, 100) <= 0) continue;
-      char buf[64];
-      const ssize_t n = ::read(out[0], buf, sizeof(buf));
-      if (n <= 0) break;
-      line.append(buf, static_cast<size_t>(n));
-    }
-    ::close(out[0]);
+    ASSERT_THAT(hub_.Start(args), IsOk());
+    // Up to 30 s for the interpreter to start on a loaded machine.
+    ASSERT_OK_AND_ASSIGN(std::string line, hub_.ReadLine(std::chrono::seconds(30)));
     ASSERT_EQ(line.rfind("PORT ", 0), 0u) << "fake hub did not start: '" << line << "'";
     endpoint_ = "http://127.0.0.1:" + std::to_string(std::stoi(line.substr(5)));
   }
 
-  void StopServer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
+  void StopServer() { hub_.Stop(); }
 
   HubOptions Options(const std::string& repo = "owner/model") {
     HubOptions o;
@@ -164,7 +133,7 @@ class HfHubTest : public ::testing::Test {
   fs::path tmp_, root_, dest_;
   std::string model_;
   std::string endpoint_;
-  pid_t pid_ = -1;
+  wf::testing::ChildProcess hub_;
 };
 
 TEST_F(HfHubTest, DownloadsAndVerifiesEveryFile) {
