@@ -1,0 +1,514 @@
+// AVX2 + FMA + F16C kernels. Compiled with -mavx2 -mfma -mf16c; only called
+// after dispatch checked the CPU. Everything here has internal linkage so no
+// AVX2-encoded function can be picked by the linker for another file.
+#include <immintrin.h>
+
+#include <cassert>
+#include <cstdint>
+
+#include "worker/kernels/internal/isa_tables.h"
+#include "worker/kernels/kernels.h"
+
+namespace wf::kernels::internal {
+namespace {
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+int32_t HorizontalSum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+float HorizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+float HorizontalMax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// ---------------------------------------------------------------------------
+// Activation quantization
+// ---------------------------------------------------------------------------
+
+// Round half to even, as the generic magic-number add does for |v| < 2^22.
+int32_t NearestInt(float v) {
+  return _mm_cvtss_si32(
+      _mm_round_ss(_mm_setzero_ps(), _mm_set_ss(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+void QuantizeActivationsI8(const float* x, int64_t k, int8_t* q, float* act_scale,
+                           int32_t* act_sum) {
+  assert(k >= 1);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 vmax = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+  }
+  float max_f = HorizontalMax(vmax);
+  for (; i < k; ++i) {
+    const float a = __builtin_fabsf(x[i]);
+    if (a > max_f) max_f = a;
+  }
+  // The float max widened to double equals the max of the widened values.
+  double max_abs = 0.00001;
+  if (static_cast<double>(max_f) > max_abs) max_abs = max_f;
+  const float s = static_cast<float>(127.0 / max_abs);
+
+  const __m256 vs = _mm256_set1_ps(s);
+  const __m256i lo = _mm256_set1_epi32(-128);
+  const __m256i hi = _mm256_set1_epi32(127);
+  // packs works per 128-bit lane; this restores the element order.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  __m256i vsum = _mm256_setzero_si256();
+  i = 0;
+  for (; i + 32 <= k; i += 32) {
+    __m256i v[4];
+    for (int j = 0; j < 4; ++j) {
+      const __m256 scaled = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vs);
+      const __m256 rounded = _mm256_round_ps(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      v[j] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(rounded), lo), hi);
+      vsum = _mm256_add_epi32(vsum, v[j]);
+    }
+    const __m256i packed =
+        _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i),
+                        _mm256_permutevar8x32_epi32(packed, order));
+  }
+  int32_t sum = HorizontalSum(vsum);
+  for (; i < k; ++i) {
+    const float scaled = x[i] * s;
+    int32_t v = NearestInt(scaled);
+    v = v > 127 ? 127 : (v < -128 ? -128 : v);
+    q[i] = static_cast<int8_t>(v);
+    sum += v;
+  }
+  *act_scale = s;
+  *act_sum = sum;
+}
+
+// ---------------------------------------------------------------------------
+// I2_S x int8
+// ---------------------------------------------------------------------------
+
+// vpmaddubsw multiplies the unsigned codes (0..2) by the signed activations
+// and adds adjacent pairs into int16: |result| <= 2 * 2 * 128 = 512, so it
+// never saturates. A block of 128 values adds 4 such results per int16 lane,
+// so 16 blocks reach at most 64 * 512 = 32768 in magnitude, and only
+// -32768 (every code 2, every q -128) is reached exactly: the int16
+// accumulators are widened to int32 every 16 blocks.
+constexpr int64_t kBlocksPerChunk = 16;
+static_assert(kBlocksPerChunk * 4 * 2 * 2 * 128 <= 32768);
+
+// Register tiles. The gemm tile unpacks one row's codes (4 vectors) and
+// feeds them to 4 tokens whose activations are maddubs memory operands from
+// L1. Tiles that also keep activations in registers for several rows exceed
+// the 16 ymm registers and spill their accumulators (slower on Zen 3). The
+// gemv tile shares one token's 4 activation vectors between 4 rows.
+constexpr int kGemmRows = 1;
+constexpr int kGemmTokens = 4;
+constexpr int kGemvRows = 4;
+
+// Raw dot products sum code * q of R rows (row r at w + r * row_bytes) with T
+// tokens (token t at q + t * k); out[t * out_stride + r].
+template <int R, int T>
+void I2STile(const uint8_t* w, int64_t row_bytes, const int8_t* q, int64_t k, int32_t* out,
+             int64_t out_stride) {
+  const __m256i mask = _mm256_set1_epi8(3);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc32[R][T];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc32[r][t] = _mm256_setzero_si256();
+  }
+  const int64_t blocks = k / kI2SBlock;
+  for (int64_t b0 = 0; b0 < blocks; b0 += kBlocksPerChunk) {
+    const int64_t b1 = Min(blocks, b0 + kBlocksPerChunk);
+    __m256i acc16[R][T];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) acc16[r][t] = _mm256_setzero_si256();
+    }
+    for (int64_t b = b0; b < b1; ++b) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        // Fetch the next row tile's codes at this offset: the hardware
+        // prefetcher does not keep up with R short interleaved row streams
+        // (a gemv over cold weights ran 1.7x faster with this on Zen 3).
+        // Prefetching past the matrix end cannot fault.
+        _mm_prefetch(reinterpret_cast<const char*>(w + (r + R) * row_bytes + 32 * b), _MM_HINT_T0);
+        const __m256i raw =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * row_bytes + 32 * b));
+        const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(raw, 6), mask);
+        const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+        const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(raw, 2), mask);
+        const __m256i c3 = _mm256_and_si256(raw, mask);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          const __m256i* qb = reinterpret_cast<const __m256i*>(q + t * k + kI2SBlock * b);
+          __m256i a = acc16[r][t];
+          a = _mm256_add_epi16(a, _mm256_maddubs_epi16(c0, _mm256_loadu_si256(qb)));
+          a = _mm256_add_epi16(a, _mm256_maddubs_epi16(c1, _mm256_loadu_si256(qb + 1)));
+          a = _mm256_add_epi16(a, _mm256_maddubs_epi16(c2, _mm256_loadu_si256(qb + 2)));
+          a = _mm256_add_epi16(a, _mm256_maddubs_epi16(c3, _mm256_loadu_si256(qb + 3)));
+          acc16[r][t] = a;
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        acc32[r][t] = _mm256_add_epi32(acc32[r][t], _mm256_madd_epi16(acc16[r][t], ones));
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      out[t * out_stride + r] = HorizontalSum(acc32[r][t]);
+    }
+  }
+}
+
+// I2STile for the tokens left in the last token tile (1 <= tokens <= T).
+template <int R, int T>
+void I2STileForTokens(int64_t tokens, const uint8_t* w, int64_t row_bytes, const int8_t* q,
+                      int64_t k, int32_t* out, int64_t out_stride) {
+  if constexpr (T > 1) {
+    if (tokens < T) {
+      I2STileForTokens<R, T - 1>(tokens, w, row_bytes, q, k, out, out_stride);
+      return;
+    }
+  }
+  I2STile<R, T>(w, row_bytes, q, k, out, out_stride);
+}
+
+// Walks [row_begin, row_end) in L2-sized row blocks; within a block, every
+// tile of up to kTokens tokens meets every tile of kRows rows. After each
+// (row block, token tile) it hands the raw dot products to
+// sink(first_token, tokens, first_row, rows, dots) with
+// dots[t * kI2SMaxRowsPerBlock + (r - first_row)].
+template <int kRows, int kTokens, typename Sink>
+void I2SDriver(const uint8_t* w, int64_t k, int64_t row_begin, int64_t row_end, const int8_t* q,
+               int64_t n, Sink&& sink) {
+  assert(k % kI2SBlock == 0 && k > 0 && row_begin <= row_end);
+  const int64_t row_bytes = k / 4;
+  int64_t rows_per_block = Min(kI2SMaxRowsPerBlock, kI2SRowBlockBytes / row_bytes);
+  rows_per_block = rows_per_block < 4 ? 4 : rows_per_block / 4 * 4;
+  alignas(32) int32_t dots[kTokens * kI2SMaxRowsPerBlock];
+  for (int64_t rb = row_begin; rb < row_end; rb += rows_per_block) {
+    const int64_t re = Min(row_end, rb + rows_per_block);
+    for (int64_t t0 = 0; t0 < n; t0 += kTokens) {
+      const int64_t tn = Min(kTokens, n - t0);
+      const int8_t* qt = q + t0 * k;
+      int64_t r = rb;
+      for (; r + kRows <= re; r += kRows) {
+        I2STileForTokens<kRows, kTokens>(tn, w + r * row_bytes, row_bytes, qt, k, dots + (r - rb),
+                                         kI2SMaxRowsPerBlock);
+      }
+      for (; r < re; ++r) {
+        I2STileForTokens<1, kTokens>(tn, w + r * row_bytes, row_bytes, qt, k, dots + (r - rb),
+                                     kI2SMaxRowsPerBlock);
+      }
+      sink(t0, tn, rb, re - rb, static_cast<const int32_t*>(dots));
+    }
+  }
+}
+
+// y = (float)(dot - act_sum) / act_scale * w_scale, 8 rows at a time; the same
+// IEEE operations in the same order as the generic kernel.
+void I2SEpilogue(const int32_t* dots, int64_t rows, int32_t act_sum, float act_scale, float w_scale,
+                 float* y) {
+  const __m256i vsum = _mm256_set1_epi32(act_sum);
+  const __m256 vact = _mm256_set1_ps(act_scale);
+  const __m256 vw = _mm256_set1_ps(w_scale);
+  int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    const __m256i d =
+        _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(dots + r)), vsum);
+    _mm256_storeu_ps(y + r, _mm256_mul_ps(_mm256_div_ps(_mm256_cvtepi32_ps(d), vact), vw));
+  }
+  for (; r < rows; ++r) {
+    y[r] = static_cast<float>(dots[r] - act_sum) / act_scale * w_scale;
+  }
+}
+
+void I2SGemmI32(const uint8_t* w, int64_t k, int64_t row_begin, int64_t row_end, const int8_t* q,
+                const int32_t* act_sum, int64_t n, int32_t* acc, int64_t acc_stride) {
+  assert(acc_stride >= row_end);
+  I2SDriver<kGemmRows, kGemmTokens>(
+      w, k, row_begin, row_end, q, n,
+      [&](int64_t t0, int64_t tn, int64_t r0, int64_t rows, const int32_t* dots) {
+        for (int64_t t = 0; t < tn; ++t) {
+          int32_t* out = acc + (t0 + t) * acc_stride + r0;
+          const int32_t* d = dots + t * kI2SMaxRowsPerBlock;
+          for (int64_t r = 0; r < rows; ++r) out[r] = d[r] - act_sum[t0 + t];
+        }
+      });
+}
+
+void I2SGemm(const uint8_t* w, int64_t k, int64_t row_begin, int64_t row_end, const int8_t* q,
+             const float* act_scale, const int32_t* act_sum, int64_t n, float w_scale, float* y,
+             int64_t y_stride) {
+  assert(y_stride >= row_end);
+  I2SDriver<kGemmRows, kGemmTokens>(
+      w, k, row_begin, row_end, q, n,
+      [&](int64_t t0, int64_t tn, int64_t r0, int64_t rows, const int32_t* dots) {
+        for (int64_t t = 0; t < tn; ++t) {
+          I2SEpilogue(dots + t * kI2SMaxRowsPerBlock, rows, act_sum[t0 + t], act_scale[t0 + t],
+                      w_scale, y + (t0 + t) * y_stride + r0);
+        }
+      });
+}
+
+void I2SGemv(const uint8_t* w, int64_t k, int64_t row_begin, int64_t row_end, const int8_t* q,
+             float act_scale, int32_t act_sum, float w_scale, float* y) {
+  I2SDriver<kGemvRows, 1>(w, k, row_begin, row_end, q, 1,
+                          [&](int64_t, int64_t, int64_t r0, int64_t rows, const int32_t* dots) {
+                            I2SEpilogue(dots, rows, act_sum, act_scale, w_scale, y + r0);
+                          });
+}
+
+// ---------------------------------------------------------------------------
+// F16 head and float helpers
+// ---------------------------------------------------------------------------
+
+// R rows x T tokens of F32 accumulators; with a single token each row keeps
+// two accumulators so eight FMA chains hide the FMA latency.
+template <int R, int T>
+void F16Tile(const uint16_t* w, int64_t k, const float* x, float* y, int64_t y_stride) {
+  constexpr int kSplit = T == 1 ? 2 : 1;
+  __m256 acc[R][T][kSplit];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+#pragma GCC unroll 2
+      for (int s = 0; s < kSplit; ++s) acc[r][t][s] = _mm256_setzero_ps();
+    }
+  }
+  for (int64_t i = 0; i < k; i += 8 * kSplit) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 2
+      for (int s = 0; s < kSplit; ++s) {
+        const __m256 wv = _mm256_cvtph_ps(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + r * k + i + 8 * s)));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          acc[r][t][s] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * k + i + 8 * s), acc[r][t][s]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      __m256 sum = acc[r][t][0];
+      if constexpr (kSplit == 2) sum = _mm256_add_ps(sum, acc[r][t][1]);
+      y[t * y_stride + r] = HorizontalSum(sum);
+    }
+  }
+}
+
+constexpr int kF16Rows = 4;
+constexpr int kF16Tokens = 2;
+
+// F16Tile for the tokens left in the last token tile (1 <= tokens <= T).
+template <int R, int T>
+void F16TileForTokens(int64_t tokens, const uint16_t* w, int64_t k, const float* x, float* y,
+                      int64_t y_stride) {
+  if constexpr (T > 1) {
+    if (tokens < T) {
+      F16TileForTokens<R, T - 1>(tokens, w, k, x, y, y_stride);
+      return;
+    }
+  }
+  F16Tile<R, T>(w, k, x, y, y_stride);
+}
+
+// Rows outer, tokens inner: one row tile (kF16Rows * k * 2 bytes) stays in L1
+// while every token meets it, so the weights stream from memory once.
+void F16Gemm(const uint16_t* w, int64_t k, int64_t row_begin, int64_t row_end, const float* x,
+             int64_t n, float* y, int64_t y_stride) {
+  assert(k % 32 == 0 && row_begin <= row_end && y_stride >= row_end);
+  int64_t r = row_begin;
+  for (; r + kF16Rows <= row_end; r += kF16Rows) {
+    for (int64_t t0 = 0; t0 < n; t0 += kF16Tokens) {
+      F16TileForTokens<kF16Rows, kF16Tokens>(Min(kF16Tokens, n - t0), w + r * k, k, x + t0 * k,
+                                             y + t0 * y_stride + r, y_stride);
+    }
+  }
+  for (; r < row_end; ++r) {
+    for (int64_t t0 = 0; t0 < n; t0 += kF16Tokens) {
+      F16TileForTokens<1, kF16Tokens>(Min(kF16Tokens, n - t0), w + r * k, k, x + t0 * k,
+                                      y + t0 * y_stride + r, y_stride);
+    }
+  }
+}
+
+void F16Gemv(const uint16_t* w, int64_t k, int64_t row_begin, int64_t row_end, const float* x,
+             float* y) {
+  F16Gemm(w, k, row_begin, row_end, x, 1, y, row_end);
+}
+
+// ---------------------------------------------------------------------------
+// Int8 head
+// ---------------------------------------------------------------------------
+
+// R rows x T tokens of int32 accumulators. vpmaddubsw needs one unsigned
+// operand: |q| is unsigned (|-128| = 128 fits a byte) and w * sign(q) stays
+// in [-127, 127], so the product is exact and a pair sums to at most
+// 2 * 128 * 127 < 2^15 (no saturation); it is widened to int32 at once.
+template <int R, int T>
+void I8Tile(const int8_t* w, int64_t k, const int8_t* q, int32_t* out, int64_t out_stride) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc[R][T];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_si256();
+  }
+  for (int64_t i = 0; i < k; i += 32) {
+    __m256i qv[T], qa[T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      qv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + t * k + i));
+      qa[t] = _mm256_abs_epi8(qv[t]);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * k + i));
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        const __m256i p = _mm256_maddubs_epi16(qa[t], _mm256_sign_epi8(wv, qv[t]));
+        acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(p, ones));
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) out[t * out_stride + r] = HorizontalSum(acc[r][t]);
+  }
+}
+
+constexpr int kI8Rows = 4;
+constexpr int kI8Tokens = 2;
+
+template <int R>
+void I8TileForTokens(int64_t tokens, const int8_t* w, int64_t k, const int8_t* q, int32_t* out,
+                     int64_t out_stride) {
+  if (tokens == 1) {
+    I8Tile<R, 1>(w, k, q, out, out_stride);
+  } else {
+    I8Tile<R, kI8Tokens>(w, k, q, out, out_stride);
+  }
+}
+
+// Rows outer, tokens inner, as for the F16 head: the weights stream once.
+void I8Gemm(const int8_t* w, const float* row_scale, int64_t k, int64_t row_begin, int64_t row_end,
+            const int8_t* q, const float* act_scale, int64_t n, float* y, int64_t y_stride) {
+  assert(k % 64 == 0 && row_begin <= row_end && y_stride >= row_end);
+  int32_t dots[kI8Tokens * kI8Rows];
+  for (int64_t r = row_begin; r < row_end;) {
+    const int64_t rows = row_end - r >= kI8Rows ? kI8Rows : 1;
+    for (int64_t t0 = 0; t0 < n; t0 += kI8Tokens) {
+      const int64_t tn = Min(kI8Tokens, n - t0);
+      if (rows == kI8Rows) {
+        I8TileForTokens<kI8Rows>(tn, w + r * k, k, q + t0 * k, dots, kI8Rows);
+      } else {
+        I8TileForTokens<1>(tn, w + r * k, k, q + t0 * k, dots, kI8Rows);
+      }
+      for (int64_t t = 0; t < tn; ++t) {
+        for (int64_t i = 0; i < rows; ++i) {
+          y[(t0 + t) * y_stride + r + i] =
+              static_cast<float>(dots[t * kI8Rows + i]) / act_scale[t0 + t] * row_scale[r + i];
+        }
+      }
+    }
+    r += rows;
+  }
+}
+
+void I8Gemv(const int8_t* w, const float* row_scale, int64_t k, int64_t row_begin, int64_t row_end,
+            const int8_t* q, float act_scale, float* y) {
+  I8Gemm(w, row_scale, k, row_begin, row_end, q, &act_scale, 1, y, row_end);
+}
+
+float F32Dot(const float* a, const float* b, int64_t n) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      acc[j] =
+          _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * j), _mm256_loadu_ps(b + i + 8 * j), acc[j]);
+    }
+  }
+  for (; i + 8 <= n; i += 8) {
+    acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[0]);
+  }
+  float sum =
+      HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+void F16ToF32(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(dst + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  }
+  for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
+}
+
+void F32ToF16(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+constexpr KernelTable kAvx2Table = {
+    .isa = Isa::kAvx2,
+    .quantize_activations_i8 = &QuantizeActivationsI8,
+    .i2s_gemv = &I2SGemv,
+    .i2s_gemm = &I2SGemm,
+    .i2s_gemm_i32 = &I2SGemmI32,
+    .f16_gemv = &F16Gemv,
+    .f16_gemm = &F16Gemm,
+    .i8_gemv = &I8Gemv,
+    .i8_gemm = &I8Gemm,
+    .f32_dot = &F32Dot,
+    .f16_to_f32 = &F16ToF32,
+    .f32_to_f16 = &F32ToF16,
+};
+
+}  // namespace
+
+const KernelTable& Avx2KernelTable() { return kAvx2Table; }
+
+}  // namespace wf::kernels::internal

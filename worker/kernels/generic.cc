@@ -1,0 +1,208 @@
+// Portable scalar kernels: the reference every SIMD file is tested against.
+// No intrinsics; compiled for the baseline target.
+#include <cassert>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "worker/kernels/internal/isa_tables.h"
+#include "worker/kernels/kernels.h"
+
+namespace wf::kernels::internal {
+namespace {
+
+// ggml's nearest_int: adding 1.5 * 2^23 leaves the rounded integer in the low
+// mantissa bits, with the FPU's round-half-to-even. Valid for |v| < 2^22.
+int32_t NearestInt(float v) {
+  const float shifted = v + 12582912.0f;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, sizeof(bits));
+  return (bits & 0x007fffff) - 0x00400000;
+}
+
+void QuantizeActivationsI8(const float* x, int64_t k, int8_t* q, float* act_scale,
+                           int32_t* act_sum) {
+  assert(k >= 1);
+  double max_abs = 0.00001;
+  for (int64_t i = 0; i < k; ++i) {
+    const double a = std::fabs(static_cast<double>(x[i]));
+    if (a > max_abs) max_abs = a;
+  }
+  const float s = static_cast<float>(127.0 / max_abs);
+  int32_t sum = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    const float scaled = x[i] * s;
+    int32_t v = NearestInt(scaled);
+    if (v > 127) v = 127;
+    if (v < -128) v = -128;
+    q[i] = static_cast<int8_t>(v);
+    sum += v;
+  }
+  *act_scale = s;
+  *act_sum = sum;
+}
+
+// sum_i code(i) * q[i] over one I2_S row of k values.
+int32_t I2SRowDot(const uint8_t* row, const int8_t* q, int64_t k) {
+  int32_t sum = 0;
+  for (int64_t b = 0; b < k / kI2SBlock; ++b) {
+    const uint8_t* bytes = row + 32 * b;
+    const int8_t* qb = q + kI2SBlock * b;
+    for (int g = 0; g < 4; ++g) {
+      const int shift = 6 - 2 * g;
+      for (int j = 0; j < 32; ++j) {
+        const int32_t code = (bytes[j] >> shift) & 3;
+        sum += code * qb[32 * g + j];
+      }
+    }
+  }
+  return sum;
+}
+
+void I2SGemmI32(const uint8_t* w, int64_t k, int64_t row_begin, int64_t row_end, const int8_t* q,
+                const int32_t* act_sum, int64_t n, int32_t* acc, int64_t acc_stride) {
+  assert(k % kI2SBlock == 0 && row_begin <= row_end && acc_stride >= row_end);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      acc[t * acc_stride + r] = I2SRowDot(w + r * (k / 4), q + t * k, k) - act_sum[t];
+    }
+  }
+}
+
+void I2SGemm(const uint8_t* w, int64_t k, int64_t row_begin, int64_t row_end, const int8_t* q,
+             const float* act_scale, const int32_t* act_sum, int64_t n, float w_scale, float* y,
+             int64_t y_stride) {
+  assert(k % kI2SBlock == 0 && row_begin <= row_end && y_stride >= row_end);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const int32_t acc = I2SRowDot(w + r * (k / 4), q + t * k, k) - act_sum[t];
+      y[t * y_stride + r] = static_cast<float>(acc) / act_scale[t] * w_scale;
+    }
+  }
+}
+
+void I2SGemv(const uint8_t* w, int64_t k, int64_t row_begin, int64_t row_end, const int8_t* q,
+             float act_scale, int32_t act_sum, float w_scale, float* y) {
+  I2SGemm(w, k, row_begin, row_end, q, &act_scale, &act_sum, 1, w_scale, y, row_end);
+}
+
+float F16BitsToF32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const uint32_t exponent = (h >> 10) & 0x1f;
+  const uint32_t mantissa = h & 0x3ff;
+  uint32_t bits;
+  if (exponent == 0) {
+    // Zero or subnormal: mantissa * 2^-24 is exact in float.
+    float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
+    std::memcpy(&bits, &magnitude, sizeof(bits));
+    bits |= sign;
+  } else if (exponent == 31) {
+    bits = sign | 0x7f800000u | (mantissa << 13) | (mantissa != 0 ? 0x400000u : 0u);
+  } else {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+uint16_t F32ToF16Bits(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000);
+  const uint32_t abs = bits & 0x7fffffffu;
+  if (abs > 0x7f800000u) {  // NaN: quiet it, keep the top payload bits
+    return static_cast<uint16_t>(sign | 0x7e00 | ((abs >> 13) & 0x3ff));
+  }
+  if (abs >= 0x477ff000u) {  // >= 65520 rounds to infinity
+    return static_cast<uint16_t>(sign | 0x7c00);
+  }
+  if (abs < 0x38800000u) {
+    // Below the smallest normal half (2^-14): adding 0.5 aligns the value so
+    // the FPU's round-to-nearest-even leaves the subnormal half mantissa in
+    // the low bits (0.5 has an ulp of 2^-24, the subnormal half step).
+    float magnitude;
+    std::memcpy(&magnitude, &abs, sizeof(magnitude));
+    magnitude += 0.5f;
+    uint32_t m;
+    std::memcpy(&m, &magnitude, sizeof(m));
+    return static_cast<uint16_t>(sign | (m - 0x3f000000u));
+  }
+  // Normal: round the 13 dropped mantissa bits to nearest even (a carry
+  // correctly bumps the exponent), then rebias the exponent from 127 to 15.
+  const uint32_t rounded = abs + 0xfffu + ((abs >> 13) & 1u);
+  return static_cast<uint16_t>(sign | ((rounded >> 13) - (112u << 10)));
+}
+
+void F16ToF32(const uint16_t* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = F16BitsToF32(src[i]);
+}
+
+void F32ToF16(const float* src, uint16_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = F32ToF16Bits(src[i]);
+}
+
+void F16Gemm(const uint16_t* w, int64_t k, int64_t row_begin, int64_t row_end, const float* x,
+             int64_t n, float* y, int64_t y_stride) {
+  assert(k % 32 == 0 && row_begin <= row_end && y_stride >= row_end);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const uint16_t* wr = w + r * k;
+      const float* xt = x + t * k;
+      float sum = 0.0f;
+      for (int64_t i = 0; i < k; ++i) sum += F16BitsToF32(wr[i]) * xt[i];
+      y[t * y_stride + r] = sum;
+    }
+  }
+}
+
+void F16Gemv(const uint16_t* w, int64_t k, int64_t row_begin, int64_t row_end, const float* x,
+             float* y) {
+  F16Gemm(w, k, row_begin, row_end, x, 1, y, row_end);
+}
+
+void I8Gemm(const int8_t* w, const float* row_scale, int64_t k, int64_t row_begin, int64_t row_end,
+            const int8_t* q, const float* act_scale, int64_t n, float* y, int64_t y_stride) {
+  assert(k % 64 == 0 && row_begin <= row_end && y_stride >= row_end);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const int8_t* wr = w + r * k;
+      const int8_t* qt = q + t * k;
+      int32_t acc = 0;
+      for (int64_t i = 0; i < k; ++i) acc += wr[i] * qt[i];
+      y[t * y_stride + r] = static_cast<float>(acc) / act_scale[t] * row_scale[r];
+    }
+  }
+}
+
+void I8Gemv(const int8_t* w, const float* row_scale, int64_t k, int64_t row_begin, int64_t row_end,
+            const int8_t* q, float act_scale, float* y) {
+  I8Gemm(w, row_scale, k, row_begin, row_end, q, &act_scale, 1, y, row_end);
+}
+
+float F32Dot(const float* a, const float* b, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+constexpr KernelTable kGenericTable = {
+    .isa = Isa::kGeneric,
+    .quantize_activations_i8 = &QuantizeActivationsI8,
+    .i2s_gemv = &I2SGemv,
+    .i2s_gemm = &I2SGemm,
+    .i2s_gemm_i32 = &I2SGemmI32,
+    .f16_gemv = &F16Gemv,
+    .f16_gemm = &F16Gemm,
+    .i8_gemv = &I8Gemv,
+    .i8_gemm = &I8Gemm,
+    .f32_dot = &F32Dot,
+    .f16_to_f32 = &F16ToF32,
+    .f32_to_f16 = &F32ToF16,
+};
+
+}  // namespace
+
+const KernelTable& GenericKernelTable() { return kGenericTable; }
+
+}  // namespace wf::kernels::internal
