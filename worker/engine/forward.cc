@@ -1,0 +1,444 @@
+#include "worker/engine/forward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/kernels/kernels.h"
+
+namespace wf::engine {
+namespace {
+
+// Row granularity of the ternary projections handed to one thread: whole
+// multiples keep the kernels on their full-width row tiles.
+constexpr int64_t kProjectionGrain = 32;
+// Head rows per inner tile: the tile (64 x n_embd halves, 320 KB for 2560)
+// stays in L2 while every logits token of the batch is dotted with it, so the
+// head streams from memory once per step instead of once per token.
+constexpr int64_t kHeadRowTile = 64;
+
+// Per-thread attention scratch, reused across calls.
+struct AttentionScratch {
+  std::vector<float> scores;  // [group][n_pos]
+  std::vector<float> kv;      // one block of one KV head, as floats
+  std::vector<float> acc;     // [group][head_dim]
+  std::vector<uint16_t> half;
+};
+
+AttentionScratch& ThreadAttentionScratch() {
+  thread_local AttentionScratch scratch;
+  return scratch;
+}
+
+std::vector<uint16_t>& ThreadHalfBuffer() {
+  thread_local std::vector<uint16_t> buf;
+  return buf;
+}
+
+template <typename T>
+void GrowTo(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// RMSNorm as ggml computes it: squares summed in double in index order, the
+// mean and the reciprocal root in float, then (x * scale) * weight.
+void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* y) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
+  const float mean = static_cast<float>(sum / static_cast<double>(n));
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * scale) * w[i];
+}
+
+// Rounds n floats to the nearest F16 value, in place.
+void RoundToF16(const kernels::KernelTable& kt, float* x, int64_t n) {
+  std::vector<uint16_t>& half = ThreadHalfBuffer();
+  GrowTo(half, static_cast<size_t>(n));
+  kt.f32_to_f16(x, half.data(), n);
+  kt.f16_to_f32(half.data(), x, n);
+}
+
+}  // namespace
+
+ModelRunner::ModelRunner(const Model* model, KvCache* cache, ThreadPool* pool, int32_t max_context)
+    : model_(model), cache_(cache), pool_(pool), max_context_(max_context) {}
+
+absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(const Model* model, KvCache* cache,
+                                                                 ThreadPool* pool,
+                                                                 const RunnerOptions& options) {
+  if (model == nullptr || cache == nullptr) {
+    return absl::InvalidArgumentError("ModelRunner needs a model and a KV cache");
+  }
+  const ModelConfig& c = model->config();
+  const KvCacheConfig& kc = cache->config();
+  if (kc.n_layer != c.n_layer || kc.n_head_kv != c.n_head_kv || kc.head_dim != c.head_dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KV cache geometry (layers ", kc.n_layer, ", KV heads ", kc.n_head_kv,
+                     ", head dim ", kc.head_dim, ") does not match the model (", c.n_layer, ", ",
+                     c.n_head_kv, ", ", c.head_dim, ")"));
+  }
+  if (options.max_context < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_context must be >= 0, got ", options.max_context));
+  }
+  const int32_t max_context = options.max_context > 0 ? options.max_context : c.n_ctx_train;
+  return std::unique_ptr<ModelRunner>(new ModelRunner(model, cache, pool, max_context));
+}
+
+void ModelRunner::ParallelFor(int64_t n, int64_t grain,
+                              const std::function<void(int64_t, int64_t)>& fn) {
+  if (pool_ == nullptr) {
+    if (n > 0) fn(0, n);
+    return;
+  }
+  pool_->ParallelFor(n, fn, grain);
+}
+
+absl::Status ModelRunner::Validate(const Batch& batch) const {
+  if (batch.sequences.empty()) return absl::InvalidArgumentError("empty batch: no sequences");
+  const ModelConfig& c = model_->config();
+  absl::flat_hash_set<const SequenceKv*> seen;
+  for (size_t s = 0; s < batch.sequences.size(); ++s) {
+    const SequenceSlice& slice = batch.sequences[s];
+    if (slice.kv == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("batch sequence ", s, ": kv is null"));
+    }
+    if (!seen.insert(slice.kv).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("batch sequence ", s, ": its SequenceKv appears twice in the batch"));
+    }
+    if (slice.tokens.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("batch sequence ", s, ": no tokens"));
+    }
+    for (size_t i = 0; i < slice.tokens.size(); ++i) {
+      const int32_t id = slice.tokens[i].id;
+      if (id < 0 || id >= c.n_vocab) {
+        return absl::InvalidArgumentError(absl::StrCat("batch sequence ", s, " token ", i, ": id ",
+                                                       id, " is outside the vocabulary [0, ",
+                                                       c.n_vocab, ")"));
+      }
+    }
+    const int64_t length = slice.kv->length;
+    const int64_t end = length + static_cast<int64_t>(slice.tokens.size());
+    if (length < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("batch sequence ", s, ": negative length ", length));
+    }
+    if (end > max_context_) {
+      return absl::OutOfRangeError(
+          absl::StrCat("batch sequence ", s, ": ", length, " cached + ", slice.tokens.size(),
+                       " new positions exceed the context limit of ", max_context_));
+    }
+    const int64_t capacity =
+        static_cast<int64_t>(slice.kv->block_table.size()) * cache_->block_size();
+    if (end > capacity) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("batch sequence ", s, ": block table covers ", capacity, " positions but ",
+                       end, " are needed (reserve KV blocks first)"));
+    }
+    for (int32_t b : slice.kv->block_table) {
+      if (b < 0 || b >= cache_->num_blocks()) {
+        return absl::InvalidArgumentError(absl::StrCat("batch sequence ", s, ": block id ", b,
+                                                       " outside the cache [0, ",
+                                                       cache_->num_blocks(), ")"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+void ModelRunner::EnsureScratch(int64_t n_tokens) {
+  if (n_tokens <= scratch_tokens_) return;
+  const ModelConfig& c = model_->config();
+  const size_t t = static_cast<size_t>(n_tokens);
+  const size_t n_embd = c.n_embd;
+  const size_t n_ff = c.n_ff;
+  const size_t n_kv = static_cast<size_t>(c.n_head_kv) * c.head_dim;
+  const size_t widest = std::max(n_embd, n_ff);
+  GrowTo(x_, t * n_embd);
+  GrowTo(normed_, t * widest);
+  GrowTo(q8_, t * widest);
+  GrowTo(act_scale_, t);
+  GrowTo(act_sum_, t);
+  GrowTo(q_, t * n_embd);
+  GrowTo(k_, t * n_kv);
+  GrowTo(v_, t * n_kv);
+  GrowTo(attn_, t * n_embd);
+  GrowTo(proj_, t * n_embd);
+  GrowTo(gate_, t * n_ff);
+  GrowTo(up_, t * n_ff);
+  scratch_tokens_ = n_tokens;
+}
+
+void ModelRunner::NormAndQuantize(int64_t n_tokens, float* x, const float* add, int64_t dim,
+                                  const float* w, int64_t x_stride) {
+  const kernels::KernelTable& kt = model_->kernels();
+  const float eps = model_->config().rms_eps;
+  ParallelFor(n_tokens, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      float* row = x + t * x_stride;
+      if (add != nullptr) {
+        const float* a = add + t * dim;
+        for (int64_t i = 0; i < dim; ++i) row[i] += a[i];
+      }
+      float* y = normed_.data() + t * dim;
+      RmsNorm(row, w, dim, eps, y);
+      kt.quantize_activations_i8(y, dim, q8_.data() + t * dim, &act_scale_[t], &act_sum_[t]);
+    }
+  });
+}
+
+void ModelRunner::Project(int64_t n_tokens,
+                          std::initializer_list<std::pair<const TernaryWeight*, float*>> ws) {
+  // Several weights that read the same quantized input share one parallel
+  // loop over their concatenated rows.
+  int64_t total_rows = 0;
+  for (const auto& [w, y] : ws) total_rows += w->m;
+  const kernels::KernelTable& kt = model_->kernels();
+  ParallelFor(total_rows, kProjectionGrain, [&](int64_t begin, int64_t end) {
+    int64_t offset = 0;
+    for (const auto& [w, y] : ws) {
+      const int64_t lo = std::max(begin - offset, int64_t{0});
+      const int64_t hi = std::min(end - offset, w->m);
+      if (lo < hi && n_tokens == 1) {
+        // Same integers and epilogue as the gemm (bit-identical), with row
+        // tiles tuned for one token.
+        kt.i2s_gemv(w->codes, w->k, lo, hi, q8_.data(), act_scale_[0], act_sum_[0], w->scale, y);
+      } else if (lo < hi) {
+        kt.i2s_gemm(w->codes, w->k, lo, hi, q8_.data(), act_scale_.data(), act_sum_.data(),
+                    n_tokens, w->scale, y, w->m);
+      }
+      offset += w->m;
+    }
+  });
+}
+
+void ModelRunner::RopeAndStore(int layer, int64_t n_tokens) {
+  const ModelConfig& c = model_->config();
+  const kernels::KernelTable& kt = model_->kernels();
+  const int64_t hd = c.head_dim;
+  const int64_t half = hd / 2;
+  const int64_t n_kv = static_cast<int64_t>(c.n_head_kv) * hd;
+  const int bs = cache_->block_size();
+  // ggml's NEOX RoPE: theta_i = p * base^(-2i/hd), built by repeated float
+  // multiplication; pairs (i, i + hd/2).
+  const float theta_scale = std::pow(c.rope_theta, -2.0f / static_cast<float>(hd));
+  ParallelFor(n_tokens, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> cos_sin;
+    GrowTo(cos_sin, static_cast<size_t>(2 * half));
+    for (int64_t t = begin; t < end; ++t) {
+      const TokenInfo& info = tokens_[t];
+      float theta = static_cast<float>(info.position);
+      for (int64_t i = 0; i < half; ++i) {
+        cos_sin[2 * i] = std::cos(theta);
+        cos_sin[2 * i + 1] = std::sin(theta);
+        theta *= theta_scale;
+      }
+      auto rotate = [&](float* head) {
+        for (int64_t i = 0; i < half; ++i) {
+          const float x0 = head[i];
+          const float x1 = head[i + half];
+          const float cs = cos_sin[2 * i];
+          const float sn = cos_sin[2 * i + 1];
+          head[i] = x0 * cs - x1 * sn;
+          head[i + half] = x0 * sn + x1 * cs;
+        }
+      };
+      float* q = q_.data() + t * c.n_embd;
+      for (int h = 0; h < c.n_head; ++h) rotate(q + h * hd);
+      RoundToF16(kt, q, c.n_embd);
+      float* k = k_.data() + t * n_kv;
+      const float* v = v_.data() + t * n_kv;
+      for (int g = 0; g < c.n_head_kv; ++g) rotate(k + g * hd);
+      const int32_t block = info.kv->block_table[info.position / bs];
+      const int64_t slot = info.position % bs;
+      uint16_t* kb = cache_->KBlock(layer, block);
+      uint16_t* vb = cache_->VBlock(layer, block);
+      for (int g = 0; g < c.n_head_kv; ++g) {
+        const int64_t off = (g * bs + slot) * hd;
+        kt.f32_to_f16(k + g * hd, kb + off, hd);
+        kt.f32_to_f16(v + g * hd, vb + off, hd);
+      }
+    }
+  });
+}
+
+void ModelRunner::Attention(int layer, int64_t n_tokens) {
+  const ModelConfig& c = model_->config();
+  const kernels::KernelTable& kt = model_->kernels();
+  const int64_t hd = c.head_dim;
+  const int group = c.n_head / c.n_head_kv;
+  const int bs = cache_->block_size();
+  const float kq_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // One item = one token and one KV head: the K/V blocks are converted to
+  // float once and serve the whole group of query heads that reads them.
+  ParallelFor(n_tokens * c.n_head_kv, 1, [&](int64_t begin, int64_t end) {
+    AttentionScratch& s = ThreadAttentionScratch();
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t = item / c.n_head_kv;
+      const int g = static_cast<int>(item % c.n_head_kv);
+      const TokenInfo& info = tokens_[t];
+      const int64_t n_pos = info.position + 1;  // causal: positions [0, position]
+      const int64_t n_blocks = (n_pos + bs - 1) / bs;
+      GrowTo(s.scores, static_cast<size_t>(group * n_pos));
+      GrowTo(s.kv, static_cast<size_t>(bs * hd));
+      GrowTo(s.acc, static_cast<size_t>(group * hd));
+      GrowTo(s.half, static_cast<size_t>(n_pos));
+      const float* q = q_.data() + t * c.n_embd + static_cast<int64_t>(g) * group * hd;
+
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const int64_t rows = std::min<int64_t>(bs, n_pos - b * bs);
+        const int32_t block = info.kv->block_table[b];
+        kt.f16_to_f32(cache_->KBlock(layer, block) + g * bs * hd, s.kv.data(), rows * hd);
+        for (int i = 0; i < group; ++i) {
+          float* scores = s.scores.data() + i * n_pos + b * bs;
+          for (int64_t j = 0; j < rows; ++j) {
+            scores[j] = kt.f32_dot(q + i * hd, s.kv.data() + j * hd, hd) * kq_scale;
+          }
+        }
+      }
+      for (int i = 0; i < group; ++i) {
+        float* p = s.scores.data() + i * n_pos;
+        float max = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < n_pos; ++j) max = std::max(max, p[j]);
+        double sum = 0.0;
+        for (int64_t j = 0; j < n_pos; ++j) {
+          p[j] = std::exp(p[j] - max);
+          sum += static_cast<double>(p[j]);
+        }
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int64_t j = 0; j < n_pos; ++j) p[j] *= inv;
+        if (info.decode_rounding) {
+          kt.f32_to_f16(p, s.half.data(), n_pos);
+          kt.f16_to_f32(s.half.data(), p, n_pos);
+        }
+      }
+      std::fill(s.acc.begin(), s.acc.begin() + group * hd, 0.0f);
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const int64_t rows = std::min<int64_t>(bs, n_pos - b * bs);
+        const int32_t block = info.kv->block_table[b];
+        kt.f16_to_f32(cache_->VBlock(layer, block) + g * bs * hd, s.kv.data(), rows * hd);
+        for (int i = 0; i < group; ++i) {
+          const float* p = s.scores.data() + i * n_pos + b * bs;
+          float* acc = s.acc.data() + i * hd;
+          for (int64_t j = 0; j < rows; ++j) {
+            const float pj = p[j];
+            const float* vj = s.kv.data() + j * hd;
+            for (int64_t d = 0; d < hd; ++d) acc[d] += pj * vj[d];
+          }
+        }
+      }
+      float* out = attn_.data() + t * c.n_embd + static_cast<int64_t>(g) * group * hd;
+      std::copy(s.acc.begin(), s.acc.begin() + group * hd, out);
+    }
+  });
+}
+
+void ModelRunner::Head(const std::vector<int64_t>& logit_tokens, ForwardOutput* out) {
+  const ModelConfig& c = model_->config();
+  const kernels::KernelTable& kt = model_->kernels();
+  const int64_t n_embd = c.n_embd;
+  const int64_t n_rows = static_cast<int64_t>(logit_tokens.size());
+  // Final norm of the tokens that want logits, into normed_ rows 0..n_rows.
+  ParallelFor(n_rows, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t t = logit_tokens[i];
+      float* x = x_.data() + t * n_embd;
+      const float* add = proj_.data() + t * n_embd;
+      for (int64_t d = 0; d < n_embd; ++d) x[d] += add[d];
+      float* y = normed_.data() + i * n_embd;
+      RmsNorm(x, model_->output_norm(), n_embd, c.rms_eps, y);
+      if (tokens_[t].decode_rounding) RoundToF16(kt, y, n_embd);
+    }
+  });
+  // One gemv per token and row tile: the F16 kernels' gemm may sum a token in
+  // a different order depending on how many tokens share its tile, which
+  // would make logits depend on the batch; the gemv order depends on nothing.
+  float* logits = out->logits.data();
+  const int64_t n_vocab = c.n_vocab;
+  ParallelFor(n_vocab, kHeadRowTile, [&](int64_t begin, int64_t end) {
+    for (int64_t r0 = begin; r0 < end; r0 += kHeadRowTile) {
+      const int64_t r1 = std::min(end, r0 + kHeadRowTile);
+      for (int64_t i = 0; i < n_rows; ++i) {
+        kt.f16_gemv(model_->head(), n_embd, r0, r1, normed_.data() + i * n_embd,
+                    logits + i * n_vocab);
+      }
+    }
+  });
+}
+
+absl::Status ModelRunner::Forward(const Batch& batch, ForwardOutput* out) {
+  if (out == nullptr) return absl::InvalidArgumentError("Forward: output is null");
+  BN_RETURN_IF_ERROR(Validate(batch));
+  const ModelConfig& c = model_->config();
+
+  tokens_.clear();
+  out->rows.clear();
+  out->n_vocab = c.n_vocab;
+  std::vector<int32_t> ids;
+  std::vector<int64_t> logit_tokens;
+  for (size_t s = 0; s < batch.sequences.size(); ++s) {
+    const SequenceSlice& slice = batch.sequences[s];
+    for (size_t i = 0; i < slice.tokens.size(); ++i) {
+      const BatchToken& tok = slice.tokens[i];
+      const int32_t position = slice.kv->length + static_cast<int32_t>(i);
+      if (tok.want_logits) {
+        logit_tokens.push_back(static_cast<int64_t>(tokens_.size()));
+        out->rows.push_back({.sequence = static_cast<int32_t>(s),
+                             .token = static_cast<int32_t>(i),
+                             .position = position});
+      }
+      tokens_.push_back(
+          {.kv = slice.kv, .position = position, .decode_rounding = tok.decode_rounding});
+      ids.push_back(tok.id);
+    }
+  }
+  const int64_t n_tokens = static_cast<int64_t>(tokens_.size());
+  EnsureScratch(std::max<int64_t>(n_tokens, static_cast<int64_t>(logit_tokens.size())));
+  out->logits.resize(logit_tokens.size() * static_cast<size_t>(c.n_vocab));
+
+  ParallelFor(n_tokens, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) model_->Embed(ids[t], x_.data() + t * c.n_embd);
+  });
+
+  const float* residual_add = nullptr;  // the previous layer's Wdown output
+  for (int l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& w = model_->layer(l);
+    NormAndQuantize(n_tokens, x_.data(), residual_add, c.n_embd, w.attn_norm, c.n_embd);
+    Project(n_tokens, {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}});
+    RopeAndStore(l, n_tokens);
+    Attention(l, n_tokens);
+    NormAndQuantize(n_tokens, attn_.data(), nullptr, c.n_embd, w.attn_sub_norm, c.n_embd);
+    Project(n_tokens, {{&w.wo, proj_.data()}});
+    NormAndQuantize(n_tokens, x_.data(), proj_.data(), c.n_embd, w.ffn_norm, c.n_embd);
+    Project(n_tokens, {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}});
+    // relu(gate)^2 * up, computed in place in gate_, then the FFN sub-norm.
+    ParallelFor(n_tokens, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin * c.n_ff; i < end * c.n_ff; ++i) {
+        const float g = std::max(gate_[i], 0.0f);
+        gate_[i] = (g * g) * up_[i];
+      }
+    });
+    NormAndQuantize(n_tokens, gate_.data(), nullptr, c.n_ff, w.ffn_sub_norm, c.n_ff);
+    Project(n_tokens, {{&w.w_down, proj_.data()}});
+    residual_add = proj_.data();
+  }
+  if (!logit_tokens.empty()) Head(logit_tokens, out);
+
+  for (const SequenceSlice& slice : batch.sequences) {
+    slice.kv->length += static_cast<int32_t>(slice.tokens.size());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace wf::engine
