@@ -1,0 +1,116 @@
+// wf_worker as users run it (--prompt, --benchmark), as a real process on the
+// golden model: greedy completions reproduce the reference's tokens.
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/gguf/gguf_reader.h"
+#include "common/testing/status_matchers.h"
+#include "common/testing/subprocess.h"
+#include "common/testing/test_paths.h"
+#include "common/tokenizer/gguf_vocab.h"
+#include "common/tokenizer/tokenizer.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace wf {
+namespace {
+
+using ::testing::HasSubstr;
+using ::wf::testing::CommandResult;
+using ::wf::testing::RunCommand;
+
+std::string Worker() { return wf::testing::BinaryDir() + "/worker/wf_worker"; }
+std::string GoldenModel() { return wf::testing::GoldenDir() + "/bitnet-synth-h256-l4.gguf"; }
+
+TEST(WorkerCliTest, HelpAndBadUsage) {
+  CommandResult r = RunCommand({Worker(), "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* flag : {"--model-path", "--prompt", "--n-predict", "--chat", "--temperature", "--top-k", "--top-p",
+                           "--min-p", "--seed", "--stop", "--benchmark", "--json", "--threads", "BITNET_FORCE_ISA"}) {
+    EXPECT_THAT(r.output, HasSubstr(flag));
+  }
+  r = RunCommand({Worker(), "--prompt", "hi"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("--model-path is required"));
+  r = RunCommand({Worker(), "-m", GoldenModel(), "--threads", "two", "--prompt", "x"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("--threads needs an integer"));
+  r = RunCommand({Worker(), "-m", GoldenModel()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("exactly one of --prompt or --benchmark"));
+  r = RunCommand({Worker(), "-m", "/nonexistent.gguf", "--prompt", "x"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("/nonexistent.gguf"));
+  r = RunCommand({Worker(), "-m", GoldenModel(), "--prompt", "x", "--temperature", "5"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("temperature"));
+  r = RunCommand({Worker(), "-m", GoldenModel(), "--prompt", "x"}, {"BITNET_FORCE_ISA=sse9"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("sse9"));
+}
+
+TEST(WorkerCliTest, GreedyCompletionMatchesTheReference) {
+  ASSERT_OK_AND_ASSIGN(std::string text, ReadFileToString(wf::testing::GoldenDir() + "/golden-h256-l4.json"));
+  const nlohmann::json golden = nlohmann::json::parse(text);
+  ASSERT_OK_AND_ASSIGN(auto file, gguf::GgufFile::Open(GoldenModel()));
+  ASSERT_OK_AND_ASSIGN(tokenizer::Vocab vocab, tokenizer::VocabFromGgufFile(*file));
+  ASSERT_OK_AND_ASSIGN(auto tok, tokenizer::Tokenizer::Create(vocab));
+  int checked = 0;
+  for (const auto& c : golden["cases"]) {
+    if (!c.contains("prompt_text")) continue;
+    // Up to the first step where the reference itself was nearly undecided.
+    std::vector<int32_t> ids;
+    for (const auto& step : c["steps"]) {
+      if (step["margin"].get<double>() < 0.15) break;
+      ids.push_back(step["token"].get<int32_t>());
+    }
+    if (ids.empty()) continue;
+    ASSERT_OK_AND_ASSIGN(std::string want, tok->Decode(ids, /*skip_special=*/true));
+    CommandResult r = RunCommand({Worker(), "-m", GoldenModel(), "--prompt", c["prompt_text"].get<std::string>(),
+                                  "-n", std::to_string(ids.size()), "--temperature", "0", "--ignore-eos"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_THAT(r.output, HasSubstr(want + "\n")) << c["name"];
+    EXPECT_THAT(r.output, HasSubstr(absl::StrCat("generated ", ids.size(), " tokens")));
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
+}
+
+TEST(WorkerCliTest, StopStringIsNeverPrinted) {
+  CommandResult free = RunCommand({Worker(), "-m", GoldenModel(), "--prompt", "The", "-n", "12", "--temperature",
+                                   "0", "--ignore-eos"});
+  ASSERT_EQ(free.exit_code, 0) << free.output;
+  const std::string completion = free.output.substr(0, free.output.find('\n'));
+  ASSERT_GE(completion.size(), 4u);
+  // A stop string whose first occurrence is not at the start.
+  size_t at = 1;
+  while (at + 2 <= completion.size() && completion.find(completion.substr(at, 2)) != at) ++at;
+  ASSERT_LE(at + 2, completion.size()) << "no usable stop string in '" << completion << "'";
+  const std::string stop = completion.substr(at, 2);
+  CommandResult r = RunCommand({Worker(), "-m", GoldenModel(), "--prompt", "The", "-n", "12", "--temperature", "0",
+                                "--ignore-eos", "--stop", stop});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.substr(0, r.output.find('\n')), completion.substr(0, at));
+  EXPECT_THAT(r.output, HasSubstr("finish: stop (string"));
+}
+
+TEST(WorkerCliTest, BenchmarkPrintsOneJsonObject) {
+  CommandResult r = RunCommand({Worker(), "-m", GoldenModel(), "--benchmark", "--json", "--prefill-tokens", "16,32",
+                                "--decode-tokens", "8", "--repetitions", "1", "--threads", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string line = r.output.substr(r.output.find('{'));
+  const nlohmann::json j = nlohmann::json::parse(line.substr(0, line.find('\n')));
+  EXPECT_EQ(j["threads"], 2);
+  EXPECT_GT(j["load_seconds"].get<double>(), 0);
+  ASSERT_EQ(j["prefill"].size(), 2u);
+  EXPECT_EQ(j["prefill"][1]["tokens"], 32);
+  EXPECT_GT(j["prefill"][0]["tok_per_s"].get<double>(), 0);
+  EXPECT_GT(j["decode"]["tok_per_s"].get<double>(), 0);
+  EXPECT_GT(j["peak_rss_bytes"].get<int64_t>(), 0);
+}
+
+}  // namespace
+}  // namespace wf
