@@ -7,8 +7,9 @@
 #   scripts/quickstart.sh --preset 2b4t        # synthetic model of the real 2B-4T shape
 #   scripts/quickstart.sh --hf-repo microsoft/bitnet-b1.58-2B-4T-gguf   # fetch from the hub
 #
-# Today it stops after converting and describing the model; it grows into
-# serving a router and workers as those land, under the same name.
+# Today it converts and describes the model and runs one completion with
+# wf_worker; it grows into serving a router and workers as those land, under
+# the same name.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 model=""
@@ -49,3 +50,5 @@ fi
 "$convert" inspect "$model"
 echo
 echo "Model ready: $model"
+echo "A greedy completion (a synthetic model has random weights, so expect gibberish):"
+"$bin/worker/wf_worker" --model-path "$model" --prompt "The capital of France is" -n 24 --temperature 0
