@@ -10,14 +10,14 @@
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "converter/internal/json_util.h"
-#include "converter/internal/strings.h"
+#include "common/string_view_compat.h"
 #include "nlohmann/json.hpp"
 
 namespace wf::convert {
 namespace {
 
 using Json = nlohmann::ordered_json;
-using internal::Av;
+using ::wf::Av;
 
 constexpr size_t kMaxConfigBytes = size_t{16} << 20;
 constexpr size_t kMaxTokenizerConfigBytes = size_t{64} << 20;

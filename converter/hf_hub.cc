@@ -25,7 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "converter/internal/json_util.h"
-#include "converter/internal/strings.h"
+#include "common/string_view_compat.h"
 #include "nlohmann/json.hpp"
 
 namespace wf::convert {
@@ -33,7 +33,7 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
-using internal::Av;
+using ::wf::Av;
 
 constexpr size_t kMaxListingBytes = size_t{64} << 20;
 constexpr size_t kMaxErrorBodyBytes = 4096;

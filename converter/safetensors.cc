@@ -19,7 +19,7 @@
 #include "common/quant/fp16.h"
 #include "common/status_macros.h"
 #include "converter/internal/json_util.h"
-#include "converter/internal/strings.h"
+#include "common/string_view_compat.h"
 #include "nlohmann/json.hpp"
 
 namespace wf::convert {
@@ -29,7 +29,7 @@ namespace {
 static_assert(std::endian::native == std::endian::little);
 
 using Json = nlohmann::ordered_json;
-using internal::Av;
+using ::wf::Av;
 
 struct DtypeEntry {
   SafetensorsDtype dtype;

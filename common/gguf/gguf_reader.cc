@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/gguf/internal/string_view.h"
+#include "common/string_view_compat.h"
 #include "common/status_macros.h"
 
 namespace wf::gguf {
@@ -19,7 +19,7 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-using internal::Av;
+using ::wf::Av;
 
 // Smallest encodings, used to reject impossible counts before allocating:
 // a metadata entry is at least key length (8) + value type (4) + a 1-byte

@@ -6,12 +6,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/gguf/internal/string_view.h"
+#include "common/string_view_compat.h"
 
 namespace wf::gguf {
 namespace {
 
-using internal::Av;
+using ::wf::Av;
 
 // Block geometry as in ggml-common.h (QK4_0 = QK8_0 = 32, QK_K = 256).
 constexpr std::array<GgmlTypeTraits, 23> kTypeTraits = {{

@@ -7,12 +7,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/gguf/internal/string_view.h"
+#include "common/string_view_compat.h"
 
 namespace wf::gguf {
 namespace {
 
-using internal::Av;
+using ::wf::Av;
 
 template <typename T>
 uint64_t BitsOf(T v) {

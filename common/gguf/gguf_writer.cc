@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/gguf/internal/string_view.h"
+#include "common/string_view_compat.h"
 #include "common/status_macros.h"
 
 namespace wf::gguf {
@@ -15,7 +15,7 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-using internal::Av;
+using ::wf::Av;
 
 template <typename T>
 void AppendPod(std::string* out, T v) {

@@ -10,13 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/tokenizer/internal/regex.h"
-#include "common/tokenizer/internal/string_view.h"
+#include "common/string_view_compat.h"
 #include "common/tokenizer/internal/utf8.h"
 
 namespace wf::tokenizer {
 namespace {
 
-using internal::Av;
+using ::wf::Av;
 
 bool Contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;

@@ -15,7 +15,7 @@
 #include "common/status_macros.h"
 #include "common/tokenizer/internal/regex.h"
 #include "common/tokenizer/internal/string_index.h"
-#include "common/tokenizer/internal/string_view.h"
+#include "common/string_view_compat.h"
 #include "common/tokenizer/internal/utf8.h"
 
 namespace wf::tokenizer {
@@ -477,7 +477,7 @@ absl::Status Tokenizer::EncodePiece(std::string_view piece, std::vector<int32_t>
   if (n <= kMaxCachedPieceBytes) {
     shard = &im.cache[absl::Hash<std::string_view>{}(piece) % kCacheShards];
     std::lock_guard<std::mutex> lock(shard->mu);
-    if (auto it = shard->map.find(internal::Av(piece)); it != shard->map.end()) {
+    if (auto it = shard->map.find(::wf::Av(piece)); it != shard->map.end()) {
       ids->insert(ids->end(), it->second.begin(), it->second.end());
       return absl::OkStatus();
     }

@@ -7,7 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "converter/internal/strings.h"
+#include "common/string_view_compat.h"
 
 namespace wf::convert::internal {
 

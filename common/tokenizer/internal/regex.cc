@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/tokenizer/internal/string_view.h"
+#include "common/string_view_compat.h"
 
 namespace wf::tokenizer::internal {
 namespace {
