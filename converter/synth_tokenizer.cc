@@ -145,7 +145,19 @@ absl::StatusOr<SynthTokenizer> BuildSynthTokenizer(int32_t vocab_size) {
     }
   }
 
-  // Control tokens fill the rest, like Llama 3's reserved special tokens.
+  // The short text cannot teach enough merges for a large vocabulary; extend
+  // learned tokens by one lowercase letter (valid merges of existing tokens)
+  // so the vocabulary is mostly ordinary text, as a real one is.
+  for (size_t base = 256; static_cast<int32_t>(tokens.size()) < max_ordinary && base < tokens.size(); ++base) {
+    for (char c = 'a'; c <= 'z' && static_cast<int32_t>(tokens.size()) < max_ordinary; ++c) {
+      const std::string a = tokens[base], b = byte_sym[static_cast<unsigned char>(c)], ab = a + b;
+      if (known.contains(ab)) continue;
+      merges.push_back(a + " " + b);
+      known[ab] = static_cast<int>(tokens.size());
+      tokens.push_back(ab);
+    }
+  }
+  // Control tokens fill whatever is left, like Llama 3's reserved special tokens.
   std::vector<std::string> specials = kFixedSpecials;
   for (int k = 3; static_cast<int32_t>(tokens.size() + specials.size()) < vocab_size; ++k) {
     specials.push_back(absl::StrCat("<|reserved_special_token_", k, "|>"));

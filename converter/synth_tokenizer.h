@@ -2,7 +2,8 @@
 //
 // `wf_convert synth` writes a Hugging Face tokenizer.json when no real one is
 // given: the 256 byte symbols of GPT-2's byte-level alphabet, merges learned by
-// plain BPE training on a short embedded English text, then control tokens
+// plain BPE training on a short embedded English text (extended by single
+// letters up to the vocabulary size), then control tokens
 // named as in Llama 3 (<|begin_of_text|>, <|end_of_text|>, ...,
 // <|eot_id|>, reserved tokens) filling the vocabulary up to its size. It is
 // deterministic: the same size gives the same file.
