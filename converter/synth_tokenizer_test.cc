@@ -30,7 +30,7 @@ TEST(SynthTokenizerTest, IsAWorkingDeterministicByteLevelBpe) {
   const std::string text = "The quick brown fox jumps over the lazy dog. Ünïcödé 123!";
   ASSERT_OK_AND_ASSIGN(std::vector<int32_t> ids, tok->Encode(text));
   ASSERT_OK_AND_ASSIGN(std::vector<int32_t> english, tok->Encode("The quick brown fox jumps over the lazy dog."));
-  EXPECT_LT(english.size(), 44u / 3);  // Learned merges apply.
+  EXPECT_LT(english.size(), 44u * 2 / 3);  // Learned merges apply (44 bytes).
   ASSERT_OK_AND_ASSIGN(std::string back, tok->Decode(ids, false));
   EXPECT_EQ(back, text);
 }
