@@ -260,10 +260,12 @@ absl::StatusOr<EncodedTensor> EncodeProjection(const Checkpoint& ckpt, const Pla
   return enc;
 }
 
+// Writes the planned tensors in file order on the calling thread; projections
+// arrive already encoded (futures), the rest is read and converted here.
 class Converter {
  public:
-  Converter(const ConvertOptions& options, const Checkpoint& ckpt, gguf::GgufWriter& writer)
-      : options_(options), ckpt_(ckpt), writer_(writer) {}
+  Converter(const Checkpoint& ckpt, gguf::GgufWriter& writer)
+      : ckpt_(ckpt), writer_(writer) {}
 
   absl::Status WriteTensor(const PlannedTensor& t, std::future<absl::StatusOr<EncodedTensor>>* projection) {
     BN_RETURN_IF_ERROR(writer_.BeginTensor(t.gguf_name));
@@ -314,7 +316,6 @@ class Converter {
     return absl::OkStatus();
   }
 
-  const ConvertOptions& options_;
   const Checkpoint& ckpt_;
   gguf::GgufWriter& writer_;
   uint64_t bytes_read_ = 0;
@@ -483,7 +484,7 @@ absl::StatusOr<ConvertReport> ConvertCheckpoint(const ConvertOptions& options) {
   for (const PlannedTensor& t : plan) {
     bytes_total += ckpt->Find(t.hf_name)->info->nbytes();
   }
-  Converter converter(options, *ckpt, *writer);
+  Converter converter(*ckpt, *writer);
   // Projections are encoded on worker threads a few tensors ahead of the
   // writer, which takes them in file order.
   const size_t window = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
