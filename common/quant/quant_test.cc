@@ -2,17 +2,15 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "common/testing/test_paths.h"
-#include "common/file_util.h"
+#include "common/gguf/gguf_reader.h"
 #include "common/quant/dequant.h"
 #include "common/quant/fp16.h"
 #include "common/quant/ternary_formats.h"
@@ -676,131 +674,19 @@ TEST(DequantizeRowTest, Errors) {
 
 // ---------------------------------------------------------------- golden GGUF
 
-// Just enough GGUF parsing to find tensor data: name -> (type, dims, offset).
-struct GgufTensor {
-  uint32_t type = 0;
-  std::vector<int64_t> ne;
-  uint64_t offset = 0;  // absolute, in the file
-};
-
-class GgufCursor {
- public:
-  GgufCursor(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-  template <typename T>
-  bool Read(T* v) {
-    if (size_ - pos_ < sizeof(T)) return false;
-    std::memcpy(v, data_ + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return true;
-  }
-  bool ReadString(std::string* s) {
-    uint64_t n;
-    if (!Read(&n) || size_ - pos_ < n) return false;
-    s->assign(reinterpret_cast<const char*>(data_ + pos_), n);
-    pos_ += n;
-    return true;
-  }
-  bool SkipValue(uint32_t type, uint64_t* u32_out = nullptr) {
-    static constexpr size_t kSizes[13] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-    if (type >= 13) return false;
-    if (type == 8) {
-      std::string s;
-      return ReadString(&s);
-    }
-    if (type == 9) {
-      uint32_t et;
-      uint64_t n;
-      if (!Read(&et) || !Read(&n)) return false;
-      for (uint64_t i = 0; i < n; ++i) {
-        if (!SkipValue(et)) return false;
-      }
-      return true;
-    }
-    if (size_ - pos_ < kSizes[type]) return false;
-    if (u32_out != nullptr && type == 4) {
-      uint32_t v;
-      std::memcpy(&v, data_ + pos_, 4);
-      *u32_out = v;
-    }
-    pos_ += kSizes[type];
-    return true;
-  }
-  size_t pos() const { return pos_; }
-
- private:
-  const uint8_t* data_;
-  size_t size_;
-  size_t pos_ = 0;
-};
-
-bool ParseGguf(const uint8_t* data, size_t size, std::map<std::string, GgufTensor>* out) {
-  GgufCursor c(data, size);
-  uint32_t magic, version;
-  uint64_t n_tensors, n_kv;
-  if (!c.Read(&magic) || magic != 0x46554747u || !c.Read(&version) || version != 3 ||
-      !c.Read(&n_tensors) || !c.Read(&n_kv)) {
-    return false;
-  }
-  uint64_t alignment = 32;
-  for (uint64_t i = 0; i < n_kv; ++i) {
-    std::string key;
-    uint32_t type;
-    if (!c.ReadString(&key) || !c.Read(&type)) return false;
-    if (!c.SkipValue(type, key == "general.alignment" ? &alignment : nullptr)) return false;
-  }
-  std::vector<std::pair<std::string, GgufTensor>> infos;
-  for (uint64_t i = 0; i < n_tensors; ++i) {
-    std::string name;
-    GgufTensor t;
-    uint32_t n_dims;
-    if (!c.ReadString(&name) || !c.Read(&n_dims) || n_dims > 4) return false;
-    for (uint32_t d = 0; d < n_dims; ++d) {
-      uint64_t ne;
-      if (!c.Read(&ne)) return false;
-      t.ne.push_back(static_cast<int64_t>(ne));
-    }
-    if (!c.Read(&t.type) || !c.Read(&t.offset)) return false;
-    infos.emplace_back(std::move(name), std::move(t));
-  }
-  const uint64_t data_start = (c.pos() + alignment - 1) / alignment * alignment;
-  for (auto& [name, t] : infos) {
-    t.offset += data_start;
-    (*out)[name] = t;
-  }
-  return true;
-}
-
-std::string GoldenModelPath() {
-  std::vector<std::string> dirs;
-  dirs.push_back(::wf::testing::GoldenDir());
-  for (const auto& dir : dirs) {
-    const std::string path = dir + "/bitnet-synth-h256-l4.gguf";
-    if (FILE* f = std::fopen(path.c_str(), "rb")) {
-      std::fclose(f);
-      return path;
-    }
-  }
-  return "";
-}
-
 TEST(GoldenI2STest, DecodesEveryTernaryTensorOfTheSyntheticModel) {
-  const std::string path = GoldenModelPath();
-  if (path.empty()) {
-    FAIL() << "bitnet-synth-h256-l4.gguf not found in " << ::wf::testing::GoldenDir()
-           << "; set WF_GOLDEN_DIR";
-  }
-  ASSERT_OK_AND_ASSIGN(auto file, MappedFile::Open(path));
-  std::map<std::string, GgufTensor> tensors;
-  ASSERT_TRUE(ParseGguf(file->data(), file->size(), &tensors));
+  const std::string path = ::wf::testing::GoldenDir() + "/bitnet-synth-h256-l4.gguf";
+  ASSERT_OK_AND_ASSIGN(auto file, gguf::GgufFile::Open(path));
   int i2s_tensors = 0;
-  for (const auto& [name, info] : tensors) {
-    if (info.type != kGgmlTypeI2S) continue;
+  for (const gguf::TensorInfo& info : file->tensors()) {
+    const std::string& name = info.name;
+    if (static_cast<uint32_t>(info.type) != kGgmlTypeI2S) continue;
     ++i2s_tensors;
-    ASSERT_EQ(info.ne.size(), 2u) << name;
+    ASSERT_EQ(info.n_dims, 2u) << name;
     const int64_t ne0 = info.ne[0], ne1 = info.ne[1], n = ne0 * ne1;
     EXPECT_THAT(CheckTernaryShape(TernaryFormat::kI2S, ne0, ne1, name), IsOk());
-    ASSERT_LE(info.offset + I2SBytes(n), file->size()) << name;
-    const uint8_t* bytes = file->data() + info.offset;
+    ASSERT_EQ(info.size_bytes, static_cast<uint64_t>(I2SBytes(n))) << name;
+    const uint8_t* bytes = info.data;
     EXPECT_EQ(CountInvalidI2SCodes(bytes, n), 0) << name;
     std::vector<int8_t> t(n);
     float scale = 0;
@@ -820,12 +706,13 @@ TEST(GoldenI2STest, DecodesEveryTernaryTensorOfTheSyntheticModel) {
   EXPECT_EQ(i2s_tensors, 28);  // 4 layers x 7 projections
 
   // Values computed independently (Python) from the same file.
-  const GgufTensor& q = tensors.at("blk.0.attn_q.weight");
-  ASSERT_EQ(q.ne, (std::vector<int64_t>{256, 256}));
+  const gguf::TensorInfo* q = file->FindTensor("blk.0.attn_q.weight");
+  ASSERT_NE(q, nullptr);
+  ASSERT_THAT(q->dims(), ElementsAre(256, 256));
   const int64_t n = 256 * 256;
   std::vector<int8_t> t(n);
   float scale = 0;
-  UnpackI2S(file->data() + q.offset, n, t.data(), &scale);
+  UnpackI2S(q->data, n, t.data(), &scale);
   EXPECT_EQ(scale, 0.08792345970869064f);
   EXPECT_EQ(std::count(t.begin(), t.end(), -1), 21871);
   EXPECT_EQ(std::count(t.begin(), t.end(), 0), 21809);
@@ -833,11 +720,12 @@ TEST(GoldenI2STest, DecodesEveryTernaryTensorOfTheSyntheticModel) {
   EXPECT_THAT(std::vector<int8_t>(t.begin(), t.begin() + 8), ElementsAre(0, 0, 1, -1, 1, 0, 1, 1));
 
   // The F16 embedding dequantizes like the scalar conversion.
-  const GgufTensor& embd = tensors.at("token_embd.weight");
-  ASSERT_EQ(embd.type, kGgmlTypeF16);
-  const int64_t ne0 = embd.ne[0];
+  const gguf::TensorInfo* embd = file->FindTensor("token_embd.weight");
+  ASSERT_NE(embd, nullptr);
+  ASSERT_EQ(static_cast<uint32_t>(embd->type), kGgmlTypeF16);
+  const int64_t ne0 = embd->ne[0];
   std::vector<float> row(ne0);
-  const uint8_t* row7 = file->data() + embd.offset + 7 * ne0 * 2;
+  const uint8_t* row7 = embd->data + 7 * ne0 * 2;
   ASSERT_THAT(DequantizeRow(kGgmlTypeF16, row7, row.data(), ne0), IsOk());
   for (int64_t i = 0; i < ne0; ++i) {
     uint16_t h;
