@@ -1,6 +1,6 @@
-// wf_worker: holds one BitNet GGUF model. Today: one completion on the command
-// line (--prompt) or a speed benchmark (--benchmark); serving over gRPC
-// (--port) comes with the worker service.
+// wf_worker: holds one BitNet GGUF model. Serves it over gRPC
+// (wrinklefree.v1.Worker) by default; --prompt runs one completion on the
+// command line and --benchmark measures speed.
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -13,17 +13,23 @@
 #include "worker/cli/benchmark.h"
 #include "worker/cli/generate.h"
 #include "worker/kernels/kernels.h"
+#include "worker/service/worker_config.h"
+#include "worker/service/worker_server.h"
 
 int main(int argc, char** argv) {
-  std::string model_path, prompt, chat_format, system, log_level = "warning", prefill_list = "128,512";
-  int64_t n_predict = 64, threads = 0, top_k = 0, seed = -1, repeat_last_n = 64, repetitions = 3, decode_tokens = 128;
+  std::string prompt, chat_format, system, prefill_list = "128,512";
+  int64_t n_predict = 64, top_k = 0, seed = -1, repeat_last_n = 64, repetitions = 3, decode_tokens = 128;
   double temperature = 0.0, top_p = 1.0, min_p = 0.0, repeat_penalty = 1.0, presence = 0.0, frequency = 0.0;
   bool chat = false, benchmark = false, json = false, ignore_eos = false;
   std::vector<std::string> stops;
 
+  wf::service::WorkerConfig config;
+  config.log_level = "info";
   wf::FlagSet flags(
-      "wf_worker --model-path FILE.gguf (--prompt TEXT [sampling flags] | --benchmark [--json])");
-  flags.String("model-path", &model_path, "GGUF model file (bitnet-b1.58: I2_S, TQ1_0 or TQ2_0 projections)", "m");
+      "wf_worker --model-path FILE.gguf [--port P] [serving flags]      serve over gRPC\n"
+      "       wf_worker --model-path FILE.gguf --prompt TEXT [sampling flags]    one completion\n"
+      "       wf_worker --model-path FILE.gguf --benchmark [--json]              speed figures");
+  wf::service::RegisterWorkerFlags(&flags, &config);
   flags.String("prompt", &prompt, "text to complete; prints the completion", "p");
   flags.Int("n-predict", &n_predict, "tokens to generate at most", "n");
   flags.Bool("chat", &chat, "wrap the prompt in the model's chat format (one user turn)");
@@ -45,9 +51,10 @@ int main(int argc, char** argv) {
   flags.String("prefill-tokens", &prefill_list, "with --benchmark: comma-separated prompt lengths");
   flags.Int("decode-tokens", &decode_tokens, "with --benchmark: tokens generated per decode run");
   flags.Int("repetitions", &repetitions, "with --benchmark: runs per figure");
-  flags.Int("threads", &threads, "compute threads; 0 = all cores");
-  flags.String("log-level", &log_level, "debug, info, warning or error");
   flags.Footer(
+      "Serving: flags override the --config YAML file (keys = flag names with '_'; see\n"
+      "worker/service/worker.example.yaml). SIGTERM drains: health NOT_SERVING, new requests\n"
+      "UNAVAILABLE, running ones finish within --drain-timeout-seconds, then exit 0.\n"
       "Environment: BITNET_FORCE_ISA=generic|avx2|avx512 forces a kernel set (an ISA this CPU lacks is an error).\n"
       "Exit status: 0 on success, 1 on a runtime error (the message names it), 2 on bad usage.");
   absl::Status parsed = flags.Parse(argc, argv);
@@ -59,27 +66,35 @@ int main(int argc, char** argv) {
     std::cout << flags.Help();
     return 0;
   }
+  if (benchmark && flags.WasSet("prompt")) {
+    std::fprintf(stderr, "wf_worker: give at most one of --prompt or --benchmark\n");
+    return 2;
+  }
+  const bool serve = !benchmark && !flags.WasSet("prompt");
+  if (!serve && !flags.WasSet("log-level")) config.log_level = "warning";
+  absl::StatusOr<wf::service::WorkerConfig> resolved = wf::service::ResolveWorkerConfig(flags, config);
+  if (!resolved.ok()) {
+    std::fprintf(stderr, "wf_worker: %s\n", std::string(resolved.status().message()).c_str());
+    return 2;
+  }
+  config = *std::move(resolved);
   wf::LogLevel level;
-  if (!wf::ParseLogLevel(log_level, &level)) {
+  if (!wf::ParseLogLevel(config.log_level, &level)) {
     std::fprintf(stderr, "wf_worker: --log-level must be debug, info, warning or error\n");
     return 2;
   }
   wf::SetLogLevel(level);
-  if (model_path.empty()) {
-    std::fprintf(stderr, "wf_worker: --model-path is required (see --help)\n");
-    return 2;
-  }
-  if (benchmark == flags.WasSet("prompt")) {
-    std::fprintf(stderr, "wf_worker: give exactly one of --prompt or --benchmark\n");
-    return 2;
-  }
+  const std::string& model_path = config.model_path;
+  const int64_t threads = config.threads;
   if (auto isa = wf::kernels::SelectKernels(); !isa.ok()) {
     std::fprintf(stderr, "wf_worker: %s\n", std::string(isa.status().message()).c_str());
     return 1;
   }
 
   absl::Status s;
-  if (benchmark) {
+  if (serve) {
+    s = wf::service::RunWorkerServer(config);
+  } else if (benchmark) {
     wf::cli::BenchmarkOptions o;
     o.model_path = model_path;
     o.threads = threads;

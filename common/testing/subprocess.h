@@ -92,6 +92,43 @@ class ChildProcess {
     return status;
   }
 
+  // Sends `sig`, waits up to `timeout` for the child to exit, then kills it
+  // (SIGKILL). Returns the wait status; `*exited_in_time` says whether it
+  // left on its own.
+  int StopWithin(int sig, std::chrono::milliseconds timeout, bool* exited_in_time = nullptr) {
+    int status = -1;
+    bool in_time = false;
+    if (pid_ > 0) {
+      ::kill(pid_, sig);
+      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      while (true) {
+        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+        if (r == pid_) {
+          in_time = true;
+          break;
+        }
+        if (r < 0 || std::chrono::steady_clock::now() >= deadline) {
+          ::kill(pid_, SIGKILL);
+          ::waitpid(pid_, &status, 0);
+          break;
+        }
+        ::usleep(10000);
+      }
+      pid_ = -1;
+    }
+    if (out_fd_ >= 0) {
+      ::close(out_fd_);
+      out_fd_ = -1;
+    }
+    if (exited_in_time != nullptr) *exited_in_time = in_time;
+    return status;
+  }
+
+  // Sends a signal without waiting (e.g. SIGSTOP / SIGCONT).
+  void Signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+
   pid_t pid() const { return pid_; }
 
  private:
