@@ -128,6 +128,34 @@ TEST(WorkerGrpcTest, ConcurrentClientsGetExactlyWhatTheyGetAlone) {
   }
 }
 
+TEST(WorkerGrpcTest, PreemptionWhenKvRunsOutKeepsEveryOutputExact) {
+  // A pool of 256 positions for six requests of 140: the scheduler must
+  // preempt and recompute, and nobody may notice.
+  ASSERT_OK_AND_ASSIGN(auto worker, WorkerProcess::Start({"--kv-cache-tokens", "256", "--max-context", "256",
+                                                          "--max-running", "8", "--max-step-tokens", "64"}));
+  constexpr int kClients = 6;
+  std::vector<v1::GenerateRequest> reqs;
+  for (int i = 0; i < kClients; ++i) reqs.push_back(IdsRequest(RandomIds(40, 300 + i), 100));
+  std::vector<Result> alone;
+  for (const auto& r : reqs) alone.push_back(Generate(worker->stub(), r));
+  std::vector<Result> together(kClients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] { together[i] = Generate(worker->stub(), reqs[i]); });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kClients; ++i) {
+    ASSERT_TRUE(together[i].status.ok()) << together[i].status.error_message();
+    EXPECT_EQ(together[i].tokens.size(), 100u);
+    EXPECT_EQ(together[i].tokens, alone[i].tokens) << "client " << i;
+  }
+  ASSERT_OK_AND_ASSIGN(auto metrics, wf::testing::HttpGet(worker->metrics_port(), "/metrics"));
+  const size_t pos = metrics.body.find("\nwrinklefree:num_preemptions_total{");
+  ASSERT_NE(pos, std::string::npos);
+  const size_t sp = metrics.body.find(' ', pos + 1);
+  EXPECT_GT(std::atof(metrics.body.c_str() + sp + 1), 0.0);
+}
+
 TEST(WorkerGrpcTest, SharedPrefixIsReusedAndOutputMatchesAColdWorker) {
   ASSERT_OK_AND_ASSIGN(auto warm, WorkerProcess::Start());
   ASSERT_OK_AND_ASSIGN(auto cold, WorkerProcess::Start({"--no-prefix-caching"}));
