@@ -86,7 +86,7 @@ void EngineLoop::Start() {
 
 absl::StatusOr<std::string> EngineLoop::Submit(std::unique_ptr<GenerateJob> job,
                                                std::shared_ptr<ResponseSink> sink) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (stop_ || draining_.load()) {
     return absl::UnavailableError("the worker is shutting down; send the request to another worker");
   }
@@ -106,16 +106,22 @@ absl::StatusOr<std::string> EngineLoop::Submit(std::unique_ptr<GenerateJob> job,
   std::string id = job->request_id;
   live_[id] = seq_id;
   inbox_.push_back({seq_id, std::move(job), std::move(sink)});
+  lock.unlock();
+  input_cv_.notify_one();
   return id;
 }
 
 absl::Status EngineLoop::Abort(const std::string& request_id) {
-  absl::MutexLock lock(&mu_);
-  auto it = live_.find(request_id);
-  if (it == live_.end()) {
-    return absl::NotFoundError(absl::StrCat("no running or queued request has id '", request_id.substr(0, 128), "'"));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(request_id);
+    if (it == live_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("no running or queued request has id '", request_id.substr(0, 128), "'"));
+    }
+    aborts_.push_back(it->second);
   }
-  aborts_.push_back(it->second);
+  input_cv_.notify_one();
   return absl::OkStatus();
 }
 
@@ -126,22 +132,22 @@ void EngineLoop::BeginDrain() {
 }
 
 int EngineLoop::num_live_requests() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int>(live_.size());
 }
 
 bool EngineLoop::WaitIdle(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return live_.empty(); };
-  return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+  std::unique_lock<std::mutex> lock(mu_);
+  return idle_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [this] { return live_.empty(); });
 }
 
 void EngineLoop::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (stop_ && !thread_.joinable()) return;
     stop_ = true;
   }
+  input_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -151,11 +157,11 @@ void EngineLoop::Run() {
   while (true) {
     bool stopping = false;
     {
-      absl::MutexLock lock(&mu_);
-      auto has_input = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || !inbox_.empty() || !aborts_.empty();
-      };
-      if (!scheduler_->HasWork()) mu_.AwaitWithTimeout(absl::Condition(&has_input), report_interval_);
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!scheduler_->HasWork()) {
+        input_cv_.wait_for(lock, absl::ToChronoNanoseconds(report_interval_),
+                           [this] { return stop_ || !inbox_.empty() || !aborts_.empty(); });
+      }
       pending.swap(inbox_);
       aborts.swap(aborts_);
       stopping = stop_;
@@ -383,9 +389,14 @@ void EngineLoop::Forget(uint64_t seq_id) {
   if (it == active_.end()) return;
   const std::string id = it->second->job->request_id;
   active_.erase(it);
-  absl::MutexLock lock(&mu_);
-  auto live = live_.find(id);
-  if (live != live_.end() && live->second == seq_id) live_.erase(live);
+  bool idle = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto live = live_.find(id);
+    if (live != live_.end() && live->second == seq_id) live_.erase(live);
+    idle = live_.empty();
+  }
+  if (idle) idle_cv_.notify_all();
 }
 
 void EngineLoop::PublishLoad() {
@@ -411,7 +422,7 @@ void EngineLoop::PublishLoad() {
   for (const KvEvent& e : blocks_->TakeEvents()) events.push_back(ToProto(e));
   hub_->Publish(load, std::move(events));
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     waiting_in_scheduler_ = scheduler_->num_waiting();
   }
   if (metrics_) {

@@ -26,9 +26,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -38,7 +40,6 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/tokenizer/tokenizer.h"
 #include "worker/engine/forward.h"
@@ -175,7 +176,11 @@ class EngineLoop {
   uint64_t reported_hit_tokens_ = 0;
 
   // Shared with submitting threads.
-  mutable absl::Mutex mu_;
+  // std::mutex rather than absl::Mutex: ThreadSanitizer sees its
+  // synchronization (Debian's Abseil is not built with TSan annotations).
+  mutable std::mutex mu_;
+  std::condition_variable input_cv_;  // inbox, aborts, stop
+  std::condition_variable idle_cv_;   // live_ became empty
   std::vector<Pending> inbox_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> aborts_ ABSL_GUARDED_BY(mu_);                  // seq ids
   absl::flat_hash_map<std::string, uint64_t> live_ ABSL_GUARDED_BY(mu_);  // request id -> seq id

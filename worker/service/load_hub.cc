@@ -29,7 +29,7 @@ void LoadHub::ApplyLocked(const KvEvent& event) {
 }
 
 void LoadHub::Publish(const wrinklefree::v1::Load& load, std::vector<KvEvent> events) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   // Load changes that matter to a router; tokens/s alone moves every step and
   // is sent with the periodic report.
   const wrinklefree::v1::Load& old = load_;
@@ -48,6 +48,8 @@ void LoadHub::Publish(const wrinklefree::v1::Load& load, std::vector<KvEvent> ev
     events_.push_back(std::move(e));
   }
   while (events_.size() > max_retained_events_) events_.pop_front();
+  lock.unlock();
+  cv_.notify_all();
 }
 
 LoadHub::Cursor LoadHub::Subscribe(bool include_events) const {
@@ -64,17 +66,15 @@ bool LoadHub::HasNewsLocked(const Cursor& c) const {
 }
 
 bool LoadHub::NextReport(Cursor* cursor, absl::Duration interval, wrinklefree::v1::LoadReport* report) {
-  absl::MutexLock lock(&mu_);
-  const absl::Time deadline = cursor->last_report + interval;
-  auto ready = [this, cursor]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return HasNewsLocked(*cursor); };
-  if (!ready()) mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto deadline = cursor->last_report + absl::ToChronoNanoseconds(interval);
+  cv_.wait_until(lock, deadline, [this, cursor] { return HasNewsLocked(*cursor); });
   if (shutdown_) return false;
 
   report->Clear();
   report->set_instance_id(instance_id_);
   *report->mutable_load() = load_;
-  const absl::Time now = absl::Now();
-  report->set_timestamp_ms(absl::ToUnixMillis(now));
+  report->set_timestamp_ms(absl::ToUnixMillis(absl::Now()));
   if (cursor->include_events) {
     const uint64_t oldest_kept = events_.empty() ? last_seq_ + 1 : events_.front().sequence_number();
     if (cursor->next_event < oldest_kept) cursor->need_snapshot = true;  // fell behind: resync
@@ -94,24 +94,27 @@ bool LoadHub::NextReport(Cursor* cursor, absl::Duration interval, wrinklefree::v
     cursor->next_event = last_seq_ + 1;
   }
   cursor->load_version = load_version_;
-  cursor->last_report = now;
+  cursor->last_report = std::chrono::steady_clock::now();
   return true;
 }
 
 void LoadHub::Shutdown() {
-  absl::MutexLock lock(&mu_);
-  shutdown_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+  }
+  cv_.notify_all();
 }
 
 std::vector<uint64_t> LoadHub::CachedHashesForTest() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<uint64_t> out(cached_.begin(), cached_.end());
   std::sort(out.begin(), out.end());
   return out;
 }
 
 uint64_t LoadHub::last_sequence_number() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return last_seq_;
 }
 

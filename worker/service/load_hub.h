@@ -17,13 +17,15 @@
 #ifndef WF_WORKER_SERVICE_LOAD_HUB_H_
 #define WF_WORKER_SERVICE_LOAD_HUB_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "wrinklefree/v1/worker.pb.h"
 
@@ -48,7 +50,7 @@ class LoadHub {
     bool need_snapshot = true;
     uint64_t next_event = 1;       // sequence number of the next event to send
     uint64_t load_version = 0;     // last load version sent
-    absl::Time last_report = absl::InfinitePast();
+    std::chrono::steady_clock::time_point last_report = {};  // epoch: report at once
   };
   Cursor Subscribe(bool include_events) const;
 
@@ -71,7 +73,10 @@ class LoadHub {
 
   const std::string instance_id_;
   const size_t max_retained_events_;
-  mutable absl::Mutex mu_;
+  // std::mutex rather than absl::Mutex: ThreadSanitizer sees its
+  // synchronization (Debian's Abseil is not built with TSan annotations).
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   wrinklefree::v1::Load load_ ABSL_GUARDED_BY(mu_);
   uint64_t load_version_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,12 +1,13 @@
 #include "worker/service/worker_service.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "common/log.h"
 
 namespace wf::service {
@@ -45,7 +46,7 @@ class GenerateStream final : public ResponseSink {
 
   void Push(v1::GenerateResponse response) override {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (finish_called_ || final_status_.has_value()) return;
       const bool last = response.finished();
       if (!queue_.empty()) {
@@ -60,7 +61,7 @@ class GenerateStream final : public ResponseSink {
 
   void Fail(absl::Status status) override {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (finish_called_ || final_status_.has_value()) return;
       final_status_ = ToGrpcStatus(status);
     }
@@ -69,7 +70,7 @@ class GenerateStream final : public ResponseSink {
 
   void OnWriteDone(bool ok) {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       write_in_flight_ = false;
       if (!ok) cancelled_ = true;
     }
@@ -78,7 +79,7 @@ class GenerateStream final : public ResponseSink {
 
   void OnCancel() {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       cancelled_ = true;
     }
     Pump();
@@ -87,7 +88,7 @@ class GenerateStream final : public ResponseSink {
   // Fails the call before it reached the engine.
   void FinishNow(grpc::Status status) {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (finish_called_) return;
       finish_called_ = true;
     }
@@ -101,7 +102,7 @@ class GenerateStream final : public ResponseSink {
     enum { kNothing, kWrite, kWriteAndFinish, kFinish } action = kNothing;
     grpc::Status status;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (finish_called_ || write_in_flight_) return;
       if (cancelled_) {
         finish_called_ = true;
@@ -139,7 +140,7 @@ class GenerateStream final : public ResponseSink {
   }
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* const reactor_;
-  absl::Mutex mu_;
+  std::mutex mu_;  // std::mutex: visible to ThreadSanitizer
   std::deque<v1::GenerateResponse> queue_ ABSL_GUARDED_BY(mu_);
   v1::GenerateResponse writing_;  // owned by the write in flight
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
@@ -206,13 +207,19 @@ class WorkerService::WatchReactor final : public grpc::ServerWriteReactor<v1::Lo
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    write_done_ = true;
-    if (!ok) broken_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      write_done_ = true;
+      if (!ok) broken_ = true;
+    }
+    cv_.notify_all();
   }
   void OnCancel() override {
-    absl::MutexLock lock(&mu_);
-    broken_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      broken_ = true;
+    }
+    cv_.notify_all();
   }
   void OnDone() override {
     if (thread_.joinable()) {
@@ -231,22 +238,21 @@ class WorkerService::WatchReactor final : public grpc::ServerWriteReactor<v1::Lo
   void Loop() {
     while (true) {
       {
-        absl::MutexLock lock(&mu_);
+        std::lock_guard<std::mutex> lock(mu_);
         if (broken_) break;
       }
       if (!service_->hub_->NextReport(&cursor_, interval_, &report_)) break;
       {
-        absl::MutexLock lock(&mu_);
+        std::lock_guard<std::mutex> lock(mu_);
         if (broken_) break;
         write_done_ = false;
       }
       StartWrite(&report_);
-      absl::MutexLock lock(&mu_);
-      auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return write_done_ || broken_; };
-      mu_.Await(absl::Condition(&done));
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return write_done_ || broken_; });
       if (!write_done_) {
         // Cancelled with a write in flight: gRPC still completes it.
-        mu_.Await(absl::Condition(&write_done_));
+        cv_.wait(lock, [this] { return write_done_; });
         break;
       }
     }
@@ -259,7 +265,8 @@ class WorkerService::WatchReactor final : public grpc::ServerWriteReactor<v1::Lo
   LoadHub::Cursor cursor_;
   v1::LoadReport report_;
   std::thread thread_;
-  absl::Mutex mu_;
+  std::mutex mu_;
+  std::condition_variable cv_;
   bool write_done_ ABSL_GUARDED_BY(mu_) = true;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
 };
