@@ -21,8 +21,13 @@ function(wf_test name)
   add_executable(${name} ${ARG_SOURCES})
   wf_target_defaults(${name})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gmock GTest::gtest_main)
+  # The directories are also compiled in: a ';'-separated ENVIRONMENT list
+  # does not survive gtest_discover_tests' PROPERTIES, so only WF_SOURCE_DIR
+  # is passed that way, and a test run by hand needs neither.
+  target_compile_definitions(${name} PRIVATE
+    WF_DEFAULT_SOURCE_DIR="${PROJECT_SOURCE_DIR}" WF_DEFAULT_BINARY_DIR="${PROJECT_BINARY_DIR}")
   gtest_discover_tests(${name}
     WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
     DISCOVERY_MODE PRE_TEST
-    PROPERTIES ENVIRONMENT "WF_SOURCE_DIR=${PROJECT_SOURCE_DIR};WF_BINARY_DIR=${PROJECT_BINARY_DIR}")
+    PROPERTIES ENVIRONMENT "WF_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()
