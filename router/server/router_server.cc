@@ -67,6 +67,11 @@ absl::Status RunRouterServer(const RouterConfig& config) {
   go.limits.max_n = static_cast<int>(config.max_n);
   Gateway gateway(pool.get(), &dispatcher, &metrics, go);
 
+  // Each client connection is a descriptor; the usual soft limit (1024) is
+  // below what one router is meant to hold.
+  if (auto fds = http::RaiseOpenFileLimit(static_cast<size_t>(config.max_connections) + 256); !fds.ok()) {
+    WF_LOG(WARNING) << "open-file limit: " << fds.status();
+  }
   http::ServerOptions ho;
   ho.host = config.host;
   ho.port = static_cast<int>(config.http_port);
