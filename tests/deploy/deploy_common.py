@@ -1,4 +1,4 @@
-"""Shared helpers of the deploy tests: binaries' --help, the router contract, child processes."""
+"""Shared helpers of the deploy tests: binaries' --help, fixed endpoints, child processes."""
 
 import os
 import re
@@ -8,20 +8,7 @@ import subprocess
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY = os.path.join(REPO_ROOT, "deploy")
 
-# ---------------------------------------------------------------------------
-# ROUTER CONTRACT (replace with the real `wf_router --help`).
-# While the router binary is not built, the deploy files are checked against
-# this agreed interface instead. Once build/router/wf_router exists, the tests
-# read its --help (router_help() below) and this block is only a fallback:
-# delete it when the router has landed everywhere.
-ROUTER_CONTRACT_FLAGS = {
-    "--workers", "--worker-dns", "--dns-refresh-seconds", "--host", "--http-port", "--grpc-port",
-    "--policy", "--api-key-file", "--config", "--log-level", "--help",
-}
-ROUTER_CONTRACT_ENV = {"WF_API_KEYS"}
-ROUTER_CONTRACT_POLICIES = {"kv_affinity", "least_load", "round_robin", "consistent_hash"}
-# --- end router contract ---
-# What the router serves on its HTTP port (fixed by the contract, also after it lands).
+# What the router serves on its HTTP port besides the OpenAI API (`wf_router --help`).
 ROUTER_HTTP_PATHS = {"/health", "/ready", "/metrics"}
 # What the worker serves: gRPC health services on its --port.
 WORKER_HEALTH_SERVICES = {"", "wrinklefree.v1.Worker"}
@@ -32,11 +19,10 @@ FLAG_RE = re.compile(r"(?<![\w-])(--[a-z0-9][a-z0-9-]*)")
 class Help:
     """One binary's --help: its flags and its text (env vars are named in the text)."""
 
-    def __init__(self, name, text, from_contract=False):
+    def __init__(self, name, text):
         self.name = name
         self.text = text
         self.flags = set(FLAG_RE.findall(text))
-        self.from_contract = from_contract
 
     def has_env(self, var):
         return re.search(r"(?<![A-Z0-9_])" + re.escape(var) + r"(?![A-Z0-9_])", self.text) is not None
@@ -55,11 +41,12 @@ def binary_help(path, timeout=30):
 
 
 def router_help(router_path):
-    """The real router's --help when the binary exists, else the contract above."""
-    if router_path and os.path.isfile(router_path) and os.access(router_path, os.X_OK):
-        return binary_help(router_path)
-    text = " ".join(sorted(ROUTER_CONTRACT_FLAGS)) + " " + " ".join(sorted(ROUTER_CONTRACT_ENV))
-    return Help("wf_router", text, from_contract=True)
+    """The router's --help; AssertionError naming the fix when the binary is missing."""
+    if not router_path:
+        raise AssertionError("no --router given: pass BUILD/router/wf_router (ninja -C BUILD_DIR wf_router)")
+    if not (os.path.isfile(router_path) and os.access(router_path, os.X_OK)):
+        raise AssertionError(f"{router_path}: no such executable; build it first: ninja -C BUILD_DIR wf_router")
+    return binary_help(router_path)
 
 
 def flag_name(arg):

@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
 """Static checks of deploy/: the Dockerfile, the SkyPilot tasks and the Grafana dashboard.
 
-  deploy_files_test.py --worker BUILD/worker/wf_worker [--router BUILD/router/wf_router] [unittest args]
+  deploy_files_test.py --worker BUILD/worker/wf_worker --router BUILD/router/wf_router [unittest args]
 
 The Dockerfile's build stage must install exactly scripts/apt-packages.txt; flags
-the SkyPilot run script passes must exist in the binaries' --help (the router's
-from its binary when built, else from the contract in deploy_common.py).
+the SkyPilot run script passes must exist in the binaries' --help.
 Exit status: unittest's (0 = all passed), 2 on bad usage.
 """
 

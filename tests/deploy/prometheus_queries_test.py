@@ -1,19 +1,20 @@
 #!/usr/bin/env python3
-"""Every Grafana and alert query of deploy/ through a real Prometheus scraping a real wf_worker.
+"""Every Grafana and alert query of deploy/ through a real Prometheus scraping a real cluster.
 
-  prometheus_queries_test.py --worker BUILD/worker/wf_worker --model MODEL.gguf \\
-      [--prometheus prometheus] [--promtool promtool] [--protoc protoc] \\
+  prometheus_queries_test.py --worker BUILD/worker/wf_worker --router BUILD/router/wf_router \\
+      [--model MODEL.gguf] [--prometheus prometheus] [--promtool promtool] [--protoc protoc] \\
       [--plugin grpc_python_plugin] [--proto-dir REPO/proto] [unittest args]
 
-Starts wf_worker (golden model, free ports on 127.0.0.1), a Prometheus server
+Starts wf_worker (golden model, free ports on 127.0.0.1), a wf_router in front
+of it (HTTP gateway on a free port, gRPC front off), a Prometheus server
 (Debian's package, run directly with a temporary config derived from
-deploy/prometheus/prometheus.yml, the alert rules loaded and a temporary data
-dir), sends a few Generate calls over gRPC (stubs generated with protoc and
-gRPC's Python plugin), then sends every dashboard query, dashboard variable
-query and alert expression to Prometheus' HTTP API: each must parse, and those
-on worker metrics must return data (for alerts: the value compared with the
-threshold). Router queries are parse-only until a router runs here (see
-ROUTER RUNS IN THIS TEST below). `promtool check rules` / `check config` pass.
+deploy/prometheus/prometheus.yml scraping both, the alert rules loaded and a
+temporary data dir), sends a few Generate calls straight to the worker over
+gRPC (stubs generated with protoc and gRPC's Python plugin) and a few OpenAI
+requests through the router's gateway (one streaming), then sends every
+dashboard query, dashboard variable query and alert expression to Prometheus'
+HTTP API: each must parse and return data (for alerts: the value compared with
+the threshold). `promtool check rules` / `check config` pass.
 Exit status: unittest's (0 = all passed), 77 when grpcio cannot be imported,
 2 when a required program or file is missing.
 """
@@ -52,14 +53,22 @@ STARTUP_TIMEOUT = 60
 RPC_TIMEOUT = 60
 DATA_TIMEOUT = 90
 
-# ---------------------------------------------------------------------------
-# ROUTER RUNS IN THIS TEST: False until a wf_router is started here next to
-# the worker. While False, queries matching ROUTER_ONLY_PATTERNS only have to
-# parse; flip it (and add the router as a scrape target in prometheus_config())
-# to require data from them too.
-ROUTER_RUNS_IN_TEST = False
+# A wf_router runs next to the worker, so queries on router metrics must
+# return data like the worker's (set False to make them parse-only again).
+ROUTER_RUNS_IN_TEST = True
 ROUTER_ONLY_PATTERNS = [r"wrinklefree:router_", r'job="wf-router"', r"\$router\b"]
-# --- end router switch ---
+
+# The requests sent through the router's gateway (each generates exactly
+# max_tokens tokens: ignore_eos). The first two repeat the gRPC prompt, so the
+# router predicts a cached prefix on the worker.
+LOAD_PROMPT = "The quick brown fox jumps over the lazy dog. " * 6
+ROUTER_LOAD = [
+    ("/v1/completions", {"prompt": LOAD_PROMPT, "max_tokens": 8}),
+    ("/v1/completions", {"prompt": LOAD_PROMPT, "max_tokens": 8}),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Name three colours."}], "max_tokens": 8}),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Count to five."}], "max_tokens": 8,
+                              "stream": True}),
+]
 
 GRAFANA_SUBSTITUTIONS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m",
                          "$model": ".*", "$worker": ".*", "$router": ".*"}
@@ -127,48 +136,109 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Cluster:
-    """wf_worker + Prometheus on 127.0.0.1; stop() ends both."""
+class Child:
+    """One child process whose stdout lines are read by a thread (stderr goes to a file)."""
 
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.procs = []
-        self.worker_stdout = []
+    def __init__(self, name, cmd, tmp):
+        self.name = name
+        self.stdout_lines = []
         self.lines = queue.Queue()
+        self.log = open(os.path.join(tmp, f"{name}.stderr"), "w+")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log,
+                                     text=True, preexec_fn=dc.die_with_parent)
+        threading.Thread(target=self._read, daemon=True).start()
 
-    def start_worker(self):
-        self.worker_log = open(os.path.join(self.tmp, "worker.stderr"), "w+")
-        cmd = [ARGS.worker, "--model-path", ARGS.model, "--host", "127.0.0.1", "--port", "0",
-               "--metrics-host", "127.0.0.1", "--metrics-port", "0", "--threads", "1",
-               "--max-running", "4", "--log-level", "warning", "--drain-timeout-seconds", "2"]
-        self.worker = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                       stderr=self.worker_log, text=True, preexec_fn=dc.die_with_parent)
-        self.procs.append(self.worker)
-        threading.Thread(target=self._read_worker, daemon=True).start()
-        self.grpc_address = self.metrics_address = None
+    def _read(self):
+        for line in self.proc.stdout:
+            self.stdout_lines.append(line.rstrip("\n"))
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for_lines(self, prefixes, last):
+        """{prefix: rest of line} for each prefix seen before a line starting with `last`."""
+        found = {}
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise AssertionError(f"wf_worker not ready within {STARTUP_TIMEOUT} s: {self.worker_stdout!r}")
+                raise AssertionError(f"{self.name} not ready within {STARTUP_TIMEOUT} s: {self.stdout_lines!r}")
             if line is None:
-                raise AssertionError(f"wf_worker exited early ({self.worker.wait(timeout=15)}): "
-                                     f"{self.worker_stdout!r} {self.tail(self.worker_log)!r}")
-            if line.startswith("wf_worker: grpc listening on "):
-                self.grpc_address = line.rsplit(" ", 1)[1]
-            elif line.startswith("wf_worker: metrics listening on "):
-                self.metrics_address = line.rsplit(" ", 1)[1]
-            elif line.startswith("wf_worker: ready in "):
-                break
-        if not (self.grpc_address and self.metrics_address):
-            raise AssertionError(f"no listening lines before 'ready': {self.worker_stdout!r}")
+                raise AssertionError(f"{self.name} exited early ({self.proc.wait(timeout=15)}): "
+                                     f"{self.stdout_lines!r} {Cluster.tail(self.log)!r}")
+            for prefix in prefixes:
+                if line.startswith(prefix):
+                    found[prefix] = line[len(prefix):].strip()
+            if line.startswith(last):
+                missing = [p for p in prefixes if p not in found]
+                if missing:
+                    raise AssertionError(f"{self.name}: no {missing!r} before {last!r}: {self.stdout_lines!r}")
+                return found
 
-    def _read_worker(self):
-        for line in self.worker.stdout:
-            self.worker_stdout.append(line.rstrip("\n"))
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
+    def close(self):
+        self.log.close()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+class Cluster:
+    """wf_worker + wf_router + Prometheus on 127.0.0.1; stop() ends all three."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.procs = []
+        self.children = []
+
+    def start_worker(self):
+        cmd = [ARGS.worker, "--model-path", ARGS.model, "--host", "127.0.0.1", "--port", "0",
+               "--metrics-host", "127.0.0.1", "--metrics-port", "0", "--threads", "1",
+               "--max-running", "4", "--log-level", "warning", "--drain-timeout-seconds", "2"]
+        worker = Child("wf_worker", cmd, self.tmp)
+        self.children.append(worker)
+        self.procs.append(worker.proc)
+        grpc_line, metrics_line = "wf_worker: grpc listening on ", "wf_worker: metrics listening on "
+        found = worker.wait_for_lines([grpc_line, metrics_line], "wf_worker: ready in ")
+        self.grpc_address, self.metrics_address = found[grpc_line], found[metrics_line]
+
+    def start_router(self):
+        cmd = [ARGS.router, "--workers", self.grpc_address, "--host", "127.0.0.1", "--http-port", "0",
+               "--grpc-port", "-1", "--log-level", "warning"]
+        router = Child("wf_router", cmd, self.tmp)
+        self.children.append(router)
+        self.procs.append(router.proc)
+        http_line = "wf_router: http listening on "
+        self.router_address = router.wait_for_lines([http_line], "wf_router: started")[http_line]
+        self.router = router
+
+        def ready():
+            if router.proc.poll() is not None:
+                raise AssertionError(f"wf_router exited {router.proc.returncode}: {self.tail(router.log)}")
+            try:
+                with urllib.request.urlopen(f"http://{self.router_address}/ready", timeout=5) as r:
+                    return r.status == 200
+            except OSError:  # 503 (HTTPError) until the worker is healthy, or not yet accepting
+                return False
+        self.wait_for(ready, "wf_router /ready to answer 200", STARTUP_TIMEOUT)
+        with urllib.request.urlopen(f"http://{self.router_address}/v1/models", timeout=RPC_TIMEOUT) as r:
+            self.model_name = json.loads(r.read())["data"][0]["id"]
+
+    def router_post(self, path, body):
+        """POSTs JSON to the router's gateway; returns (status, [parsed JSON objects])."""
+        request = urllib.request.Request(f"http://{self.router_address}{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=RPC_TIMEOUT) as r:
+            if not body.get("stream"):
+                return r.status, [json.loads(r.read())]
+            events = []
+            for raw in r:  # server-sent events: "data: {...}" lines, then "data: [DONE]"
+                line = raw.decode().strip()
+                if not line.startswith("data:"):
+                    continue
+                data = line[len("data:"):].strip()
+                if data == "[DONE]":
+                    return r.status, events
+                events.append(json.loads(data))
+            raise AssertionError(f"POST {path}: the stream ended without data: [DONE] after {events!r}")
 
     @staticmethod
     def tail(f):
@@ -186,7 +256,10 @@ class Cluster:
         jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
         assert set(jobs) == {"wf-worker", "wf-router"}, f"deploy/prometheus/prometheus.yml jobs: {sorted(jobs)}"
         jobs["wf-worker"]["static_configs"] = [{"targets": [self.metrics_address]}]
-        if not ROUTER_RUNS_IN_TEST:
+        if ROUTER_RUNS_IN_TEST:
+            jobs["wf-router"]["static_configs"] = [{"targets": [self.router_address]}]
+            assert jobs["wf-router"].get("metrics_path", "/metrics") == "/metrics"
+        else:
             del jobs["wf-router"]
         cfg["scrape_configs"] = list(jobs.values())
         path = os.path.join(self.tmp, "prometheus.yml")
@@ -241,11 +314,10 @@ class Cluster:
     def stop(self):
         for p in reversed(self.procs):
             dc.stop_process(p)
-        for f in ("worker_log", "prom_log"):
-            if hasattr(self, f):
-                getattr(self, f).close()
-        if hasattr(self, "worker") and self.worker.stdout:
-            self.worker.stdout.close()
+        for child in self.children:
+            child.close()
+        if hasattr(self, "prom_log"):
+            self.prom_log.close()
 
 
 def generate_stubs(out_dir):
@@ -291,15 +363,20 @@ class PrometheusQueriesTest(unittest.TestCase):
         cls.cluster = Cluster(cls.tmp)
         cls.addClassCleanup(cls.cluster.stop)
         cls.cluster.start_worker()
+        if ROUTER_RUNS_IN_TEST:
+            cls.cluster.start_router()
         cls.cluster.start_prometheus()
         c = cls.cluster
         c.wait_for(lambda: c.query('up{job="wf-worker"} == 1').get("data", {}).get("result"),
                    "the first successful scrape of the worker", DATA_TIMEOUT)
+        if ROUTER_RUNS_IN_TEST:
+            c.wait_for(lambda: c.query('up{job="wf-router"} == 1').get("data", {}).get("result"),
+                       "the first successful scrape of the router", DATA_TIMEOUT)
         # A small load: a repeated prompt (prefix-cache hits) then concurrent requests.
         channel = grpc.insecure_channel(c.grpc_address)
         cls.addClassCleanup(channel.close)
         stub = pb_grpc.WorkerStub(channel)
-        prompt = "The quick brown fox jumps over the lazy dog. " * 6
+        prompt = LOAD_PROMPT
         total = sum(generate(stub, prompt, 12) for _ in range(3))
         results = []
         threads = [threading.Thread(target=lambda i=i: results.append(generate(stub, f"{i} {prompt}", 16)))
@@ -310,11 +387,30 @@ class PrometheusQueriesTest(unittest.TestCase):
             t.join(timeout=RPC_TIMEOUT + 10)
         assert len(results) == 4, f"only {len(results)} of 4 concurrent Generate calls finished"
         total += sum(results)
+        if ROUTER_RUNS_IN_TEST:
+            total += cls.load_through_router()
         # Scraped after the load, with enough samples since for rate() and deriv().
         c.wait_for(lambda: c.query(f"wrinklefree:generation_tokens_total >= {total}").get("data", {}).get("result"),
                    f"generation_tokens_total to reach {total} in Prometheus", DATA_TIMEOUT)
         time.sleep(3)  # a few more 1 s scrapes after the final value, so rates span the load
         c.wait_for(cls.rules_evaluated, "every alert rule to be evaluated", DATA_TIMEOUT)
+
+    @classmethod
+    def load_through_router(cls):
+        """Sends ROUTER_LOAD through the gateway; returns the tokens the worker generated for it."""
+        c = cls.cluster
+        cls.router_responses = []
+        tokens = 0
+        for path, body in ROUTER_LOAD:
+            body = dict(body, model=c.model_name, temperature=0, ignore_eos=True)
+            status, objects = c.router_post(path, body)
+            assert status == 200 and objects, f"POST {path}: {status} {objects!r}"
+            cls.router_responses.append((path, body, objects))
+            tokens += body["max_tokens"]
+        lines = len(ROUTER_LOAD)
+        c.wait_for(lambda: c.query(f"sum(wrinklefree:router_requests_total{{status=\"200\"}}) >= {lines}")
+                   .get("data", {}).get("result"), f"router_requests_total to reach {lines}", DATA_TIMEOUT)
+        return tokens
 
     @classmethod
     def rules_evaluated(cls):
@@ -378,7 +474,25 @@ class PrometheusQueriesTest(unittest.TestCase):
         hits = self.cluster.query("sum(wrinklefree:prefix_cache_hits_total)")["data"]["result"]
         self.assertGreater(float(hits[0]["value"][1]), 0, "the repeated prompt hit the prefix cache")
         done = self.cluster.query('sum(wrinklefree:request_success_total{finished_reason="length"})')
-        self.assertEqual(float(done["data"]["result"][0]["value"][1]), 7)
+        expected = 7 + (len(ROUTER_LOAD) if ROUTER_RUNS_IN_TEST else 0)
+        self.assertEqual(float(done["data"]["result"][0]["value"][1]), expected)
+
+    @unittest.skipUnless(ROUTER_RUNS_IN_TEST, "no router in this run")
+    def test_router_counts_the_load(self):
+        for path, body, objects in self.router_responses:
+            with self.subTest(path=path, stream=bool(body.get("stream"))):
+                if body.get("stream"):
+                    self.assertEqual(objects[0]["object"], "chat.completion.chunk")
+                    reasons = [ch.get("finish_reason") for o in objects for ch in o.get("choices", [])]
+                    self.assertIn("length", reasons)
+                else:
+                    self.assertEqual(objects[0]["choices"][0]["finish_reason"], "length")
+                    self.assertEqual(objects[0]["usage"]["completion_tokens"], body["max_tokens"])
+        by_endpoint = self.cluster.query('sum by (endpoint) (wrinklefree:router_requests_total{status="200"})')
+        counts = {r["metric"]["endpoint"]: float(r["value"][1]) for r in by_endpoint["data"]["result"]}
+        self.assertEqual(counts, {"completions": 2, "chat_completions": 2})
+        hits = self.cluster.query("sum(wrinklefree:router_prefix_hit_blocks_total)")["data"]["result"]
+        self.assertGreater(float(hits[0]["value"][1]), 0, "the router predicted the repeated prompt's cached prefix")
 
     def test_split_top_level(self):
         self.assertEqual(split_top_level('up{job="a"} == 0'), ['up{job="a"}'])
@@ -393,6 +507,7 @@ def main():
     golden_dir = os.environ.get("WF_GOLDEN_DIR") or os.path.join(dc.REPO_ROOT, "..", "shared", "golden")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker", required=True)
+    parser.add_argument("--router", required=ROUTER_RUNS_IN_TEST, default="")
     parser.add_argument("--model", default=os.path.join(golden_dir, "bitnet-synth-h256-l4.gguf"))
     parser.add_argument("--prometheus", default=shutil.which("prometheus") or "prometheus")
     parser.add_argument("--promtool", default=shutil.which("promtool") or "promtool")
@@ -400,11 +515,14 @@ def main():
     parser.add_argument("--plugin", default=shutil.which("grpc_python_plugin") or "grpc_python_plugin")
     parser.add_argument("--proto-dir", default=os.path.join(dc.REPO_ROOT, "proto"))
     ARGS, rest = parser.parse_known_args()
-    for flag, path, hint in (("--worker", ARGS.worker, "build it first: ninja -C BUILD_DIR wf_worker"),
-                             ("--prometheus", ARGS.prometheus, "install Debian's prometheus (scripts/install_deps.sh)"),
-                             ("--promtool", ARGS.promtool, "install Debian's prometheus"),
-                             ("--protoc", ARGS.protoc, "install protobuf-compiler"),
-                             ("--plugin", ARGS.plugin, "install protobuf-compiler-grpc")):
+    binaries = [("--worker", ARGS.worker, "build it first: ninja -C BUILD_DIR wf_worker")]
+    if ROUTER_RUNS_IN_TEST:
+        binaries.append(("--router", ARGS.router, "build it first: ninja -C BUILD_DIR wf_router"))
+    for flag, path, hint in binaries + [
+            ("--prometheus", ARGS.prometheus, "install Debian's prometheus (scripts/install_deps.sh)"),
+            ("--promtool", ARGS.promtool, "install Debian's prometheus"),
+            ("--protoc", ARGS.protoc, "install protobuf-compiler"),
+            ("--plugin", ARGS.plugin, "install protobuf-compiler-grpc")]:
         resolved = shutil.which(path) or path
         if not (os.path.isfile(resolved) and os.access(resolved, os.X_OK)):
             print(f"FAIL: {flag} {path}: no such executable; {hint}", file=sys.stderr)
