@@ -34,13 +34,17 @@ TEST(WorkerCliTest, HelpAndBadUsage) {
   }
   r = RunCommand({Worker(), "--prompt", "hi"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.output, HasSubstr("--model-path is required"));
+  EXPECT_THAT(r.output, HasSubstr("model_path (--model-path) is required"));
   r = RunCommand({Worker(), "-m", GoldenModel(), "--threads", "two", "--prompt", "x"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.output, HasSubstr("--threads needs an integer"));
-  r = RunCommand({Worker(), "-m", GoldenModel()});
+  r = RunCommand({Worker(), "-m", GoldenModel(), "--prompt", "x", "--benchmark"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.output, HasSubstr("exactly one of --prompt or --benchmark"));
+  EXPECT_THAT(r.output, HasSubstr("at most one of --prompt or --benchmark"));
+  // Without either, wf_worker serves: bad serving flags are usage errors.
+  r = RunCommand({Worker(), "-m", GoldenModel(), "--port", "70000"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("port (--port) must be in 0..65535, got 70000"));
   r = RunCommand({Worker(), "-m", "/nonexistent.gguf", "--prompt", "x"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("/nonexistent.gguf"));

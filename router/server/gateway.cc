@@ -197,6 +197,15 @@ struct Gateway::Generation : std::enable_shared_from_this<Gateway::Generation> {
       ++done;
       if (!status.ok() && !error.has_value() && status.error_code() != grpc::StatusCode::CANCELLED) {
         error = FromGrpc(status);
+        if (generated[i] > 0) {
+          // Tokens were already produced, so no retry was possible: say what
+          // happened rather than blaming the pool.
+          error->http_status = 502;
+          error->type = "server_error";
+          error->code = "upstream_failed";
+          error->message = absl::StrCat("the worker serving this request failed after ", generated[i],
+                                        " tokens: ", status.error_message());
+        }
       } else if (!status.ok() && !error.has_value()) {
         error = Err(499, "cancelled", "server_error", "", "");
       }

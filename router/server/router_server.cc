@@ -122,7 +122,7 @@ absl::Status RunRouterServer(const RouterConfig& config) {
         grpc_server->GetHealthCheckService()->SetServingStatus(healthy > 0);
       }
       if (healthy > 0) (void)gateway.Tokenizer();  // warm: the first request should not wait for it
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
 
