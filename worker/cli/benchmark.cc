@@ -1,26 +1,38 @@
 #include "worker/cli/benchmark.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/quant/fp16.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "worker/engine/forward.h"
+#include "worker/engine/kv_cache.h"
 #include "worker/engine/model.h"
 #include "worker/engine/session.h"
+#include "worker/engine/thread_pool.h"
 
 namespace wf::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using Json = nlohmann::ordered_json;
 
-double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
 
 // Peak resident set size of this process (VmHWM), in bytes.
 int64_t PeakRssBytes() {
@@ -49,35 +61,166 @@ Stat Summarize(const std::vector<double>& v) {
   return s;
 }
 
+void Progress(const std::string& what, int64_t rep, int64_t reps, double rate) {
+  std::fprintf(stderr, "benchmark: %s, repetition %lld/%lld: %.1f tok/s\n", what.c_str(),
+               static_cast<long long>(rep + 1), static_cast<long long>(reps), rate);
+}
+
+// Writes synthetic K/V values (uniform in [-1, 1], as F16) into every layer
+// of the blocks holding positions [0, length) of `seq` and sets its length,
+// so a decode step reads a realistic amount of distinct KV memory without a
+// long prefill first.
+void FillKv(engine::KvCache& cache, engine::SequenceKv& seq, int32_t length) {
+  static const std::vector<uint16_t> pattern = [] {
+    std::mt19937 rng(99);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::vector<uint16_t> p(4099);  // odd length: rows do not repeat in step
+    for (uint16_t& h : p) h = quant::F32ToF16(u(rng));
+    return p;
+  }();
+  const engine::KvCacheConfig& c = cache.config();
+  const size_t block_elems = static_cast<size_t>(c.n_head_kv) * c.block_size * c.head_dim;
+  const int64_t blocks = (length + c.block_size - 1) / c.block_size;
+  size_t at = 0;
+  auto fill = [&](uint16_t* dst) {
+    for (size_t done = 0; done < block_elems;) {
+      const size_t n = std::min(block_elems - done, pattern.size() - at);
+      std::memcpy(dst + done, pattern.data() + at, n * sizeof(uint16_t));
+      done += n;
+      at = (at + n) % pattern.size();
+    }
+  };
+  for (int l = 0; l < c.n_layer; ++l) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      fill(cache.KBlock(l, seq.block_table[b]));
+      fill(cache.VBlock(l, seq.block_table[b]));
+    }
+  }
+  seq.length = length;
+}
+
+// Runs `steps` forward calls, each with one decode token per sequence, and
+// returns their wall time. Every sequence must have room for `steps` more
+// positions.
+absl::StatusOr<double> TimeDecodeSteps(engine::ModelRunner& runner,
+                                       std::vector<engine::SequenceKv>& seqs, int64_t steps,
+                                       int32_t n_vocab) {
+  engine::Batch batch;
+  for (engine::SequenceKv& kv : seqs) batch.sequences.push_back({.kv = &kv, .tokens = {{}}});
+  engine::ForwardOutput out;
+  std::vector<int32_t> next(seqs.size());
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    next[s] = static_cast<int32_t>((s * 7919 + 11) % n_vocab);
+  }
+  const auto a = Clock::now();
+  for (int64_t i = 0; i < steps; ++i) {
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      batch.sequences[s].tokens[0] = {.id = next[s], .want_logits = true, .decode_rounding = true};
+    }
+    BN_RETURN_IF_ERROR(runner.Forward(batch, &out));
+    for (size_t r = 0; r < out.rows.size(); ++r) {
+      next[out.rows[r].sequence] = engine::Argmax(out.row_logits(r));
+    }
+  }
+  return Seconds(a, Clock::now());
+}
+
+// A KV pool for `n_seq` sequences of up to `positions` positions each.
+absl::StatusOr<std::unique_ptr<engine::KvCache>> MakeCache(const engine::ModelConfig& c,
+                                                          int64_t n_seq, int64_t positions) {
+  constexpr int kBlock = 16;
+  const int64_t blocks = n_seq * ((positions + kBlock - 1) / kBlock);
+  return engine::KvCache::Create({.n_layer = c.n_layer,
+                                  .n_head_kv = c.n_head_kv,
+                                  .head_dim = c.head_dim,
+                                  .block_size = kBlock,
+                                  .num_blocks = static_cast<int>(blocks)});
+}
+
+// Greedy decode of `tokens` tokens after a one-token prompt, `reps` times.
+absl::StatusOr<Stat> MeasureDecode(engine::Session& session, int64_t tokens, int64_t reps,
+                                   int32_t first, const std::string& label) {
+  std::vector<double> rates;
+  for (int64_t r = 0; r < reps; ++r) {
+    session.Reset();
+    BN_ASSIGN_OR_RETURN(std::vector<float> logits,
+                        session.Prefill(std::vector<int32_t>{first}));
+    const auto a = Clock::now();
+    for (int64_t i = 0; i < tokens; ++i) {
+      BN_ASSIGN_OR_RETURN(logits, session.Decode(engine::Argmax(logits)));
+    }
+    rates.push_back(static_cast<double>(tokens) / Seconds(a, Clock::now()));
+    Progress(absl::StrCat(label, " ", tokens, " tokens"), r, reps, rates.back());
+  }
+  return Summarize(rates);
+}
+
+// Best-of-`passes` read bandwidth over [data, data + bytes), with the pool's
+// threads each summing contiguous 1 MiB chunks through the kernels'
+// read_sum. Reading the model's own (page-cache resident) mapping measures
+// the memory path decode uses and adds nothing to the resident set.
+double MeasureBandwidth(const kernels::KernelTable& kt, engine::ThreadPool& pool,
+                        const uint8_t* data, int64_t bytes, int64_t passes) {
+  constexpr int64_t kChunk = int64_t{1} << 20;
+  const int64_t chunks = std::max<int64_t>(1, bytes / kChunk);
+  bytes = std::min(bytes, chunks * kChunk);
+  std::atomic<uint64_t> checksum{0};
+  double best = 0.0;
+  for (int64_t r = 0; r < passes; ++r) {
+    const auto a = Clock::now();
+    pool.ParallelFor(chunks, [&](int64_t begin, int64_t end) {
+      const int64_t lo = begin * kChunk;
+      const int64_t hi = std::min(bytes, end * kChunk);
+      checksum.fetch_add(kt.read_sum(data + lo, hi - lo), std::memory_order_relaxed);
+    });
+    best = std::max(best, static_cast<double>(bytes) / Seconds(a, Clock::now()) / 1e9);
+  }
+  // Keeps the sums observable so the reads cannot be optimised away.
+  if (checksum.load() == 1) std::fprintf(stderr, "benchmark: probe checksum %llu\n", 1ull);
+  return best;
+}
+
 }  // namespace
 
 absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
   if (o.repetitions < 1) return absl::InvalidArgumentError("--repetitions must be >= 1");
+  if (o.decode_tokens < 1) return absl::InvalidArgumentError("--decode-tokens must be >= 1");
+  if (o.context_decode_tokens < 1 || o.batch_steps < 1 || o.batch_context < 1 ||
+      o.bandwidth_repetitions < 1 || o.bandwidth_bytes < 0) {
+    return absl::InvalidArgumentError(
+        "context_decode_tokens, batch_steps, batch_context and bandwidth_repetitions must be >= 1 "
+        "and bandwidth_bytes >= 0");
+  }
   const auto t0 = Clock::now();
-  BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> model, engine::Model::Load(o.model_path, {}));
+  BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> model,
+                      engine::Model::Load(o.model_path, {.head_type = o.head_type}));
   const double load_s = Seconds(t0, Clock::now());
   const engine::ModelConfig& cfg = model->config();
   int64_t longest = o.decode_tokens + 1;
   for (int64_t n : o.prefill_tokens) longest = std::max(longest, n);
   if (longest > cfg.n_ctx_train) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the benchmark needs ", longest, " positions; the model's context is ", cfg.n_ctx_train));
+    return absl::InvalidArgumentError(absl::StrCat("the benchmark needs ", longest,
+                                                   " positions; the model's context is ",
+                                                   cfg.n_ctx_train));
   }
-  engine::SessionOptions so;
-  so.num_threads = static_cast<int>(o.threads);
-  BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Session> session, engine::Session::Create(*model, so));
-  const int threads = o.threads > 0 ? static_cast<int>(o.threads)
-                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = o.threads > 0
+                          ? static_cast<int>(o.threads)
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  engine::ThreadPool pool(threads);
+  BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Session> session,
+                      engine::Session::Create(*model, {.pool = &pool}));
 
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> token(0, cfg.n_vocab - 1);
-  nlohmann::ordered_json result;
+  Json result;
   result["model"] = o.model_path;
   result["file_bytes"] = model->file().size();
   result["kernels"] = std::string(kernels::IsaName(model->kernels().isa));
   result["threads"] = threads;
-  result["load_seconds"] = load_s;
   result["repetitions"] = o.repetitions;
+  result["head_type"] = engine::HeadTypeName(model->head_type());
+  result["load_seconds"] = load_s;
+  result["head_quantize_seconds"] = model->load_stats().head_quantize_seconds;
 
   // Warm-up: touches every weight page once, so the first repetition is not a page-fault test.
   {
@@ -86,7 +229,7 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
     session->Reset();
     BN_RETURN_IF_ERROR(session->Prefill(warm).status());
   }
-  nlohmann::ordered_json prefill = nlohmann::ordered_json::array();
+  Json prefill = Json::array();
   for (int64_t n : o.prefill_tokens) {
     std::vector<double> rates;
     for (int64_t r = 0; r < o.repetitions; ++r) {
@@ -96,45 +239,201 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
       const auto a = Clock::now();
       BN_RETURN_IF_ERROR(session->Prefill(prompt).status());
       rates.push_back(static_cast<double>(n) / Seconds(a, Clock::now()));
-      std::fprintf(stderr, "benchmark: prefill %lld tokens, repetition %lld/%lld: %.1f tok/s\n",
-                   static_cast<long long>(n), static_cast<long long>(r + 1), static_cast<long long>(o.repetitions),
-                   rates.back());
+      Progress(absl::StrCat("prefill ", n, " tokens"), r, o.repetitions, rates.back());
     }
     const Stat s = Summarize(rates);
     prefill.push_back({{"tokens", n}, {"tok_per_s", s.mean}, {"sd", s.sd}});
   }
   result["prefill"] = prefill;
 
-  std::vector<double> rates;
+  // Decode, each repetition right after a bandwidth probe so that the
+  // fraction of the bound compares figures taken moments apart.
+  const double weight_bytes = static_cast<double>(model->WeightBytesPerToken());
+  // Session decode runs over contexts 1..decode_tokens: on average this many
+  // cached positions are read per token.
+  const double kv_per_pos =
+      2.0 * cfg.n_layer * cfg.n_head_kv * cfg.head_dim * static_cast<double>(sizeof(uint16_t));
+  const double decode_kv = kv_per_pos * (1.0 + static_cast<double>(o.decode_tokens) / 2.0);
+  const int64_t probe_bytes = std::min<int64_t>(o.bandwidth_bytes, model->file().size());
+  std::vector<double> decode_rates, fractions;
+  double bandwidth = 0.0;
   for (int64_t r = 0; r < o.repetitions; ++r) {
-    session->Reset();
-    BN_ASSIGN_OR_RETURN(std::vector<float> logits, session->Prefill(std::vector<int32_t>{token(rng)}));
-    const auto a = Clock::now();
-    for (int64_t i = 0; i < o.decode_tokens; ++i) {
-      BN_ASSIGN_OR_RETURN(logits, session->Decode(engine::Argmax(logits)));
+    double bw = 0.0;
+    if (probe_bytes > 0) {
+      bw = MeasureBandwidth(model->kernels(), pool, model->file().image(), probe_bytes,
+                            o.bandwidth_repetitions);
+      bandwidth = std::max(bandwidth, bw);
+      std::fprintf(stderr, "benchmark: read bandwidth %.2f GB/s\n", bw);
     }
-    rates.push_back(static_cast<double>(o.decode_tokens) / Seconds(a, Clock::now()));
-    std::fprintf(stderr, "benchmark: decode %lld tokens, repetition %lld/%lld: %.1f tok/s\n",
-                 static_cast<long long>(o.decode_tokens), static_cast<long long>(r + 1),
-                 static_cast<long long>(o.repetitions), rates.back());
+    BN_ASSIGN_OR_RETURN(const Stat one,
+                        MeasureDecode(*session, o.decode_tokens, 1, token(rng), "decode"));
+    decode_rates.push_back(one.mean);
+    if (bw > 0.0) fractions.push_back(one.mean * (weight_bytes + decode_kv) / (bw * 1e9));
   }
-  const Stat d = Summarize(rates);
+  const Stat d = Summarize(decode_rates);
   result["decode"] = {{"tokens", o.decode_tokens}, {"tok_per_s", d.mean}, {"sd", d.sd}};
-  result["peak_rss_bytes"] = PeakRssBytes();
+  session.reset();
+
+  // Single-sequence decode at given cached contexts.
+  int64_t kv_pool_bytes = 0;
+  Json contexts = Json::array();
+  if (!o.decode_contexts.empty()) {
+    int64_t max_ctx = 0;
+    for (int64_t c : o.decode_contexts) max_ctx = std::max(max_ctx, c);
+    max_ctx = std::min<int64_t>(max_ctx, cfg.n_ctx_train);
+    const int64_t positions = max_ctx + o.context_decode_tokens + 1;
+    BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::KvCache> cache, MakeCache(cfg, 1, positions));
+    kv_pool_bytes = std::max<int64_t>(kv_pool_bytes, cache->total_bytes());
+    const engine::RunnerOptions runner_options = {.max_context = static_cast<int32_t>(positions)};
+    BN_ASSIGN_OR_RETURN(
+        std::unique_ptr<engine::ModelRunner> runner,
+        engine::ModelRunner::Create(model.get(), cache.get(), &pool, runner_options));
+    std::vector<engine::SequenceKv> seq(1);
+    BN_RETURN_IF_ERROR(cache->Reserve(&seq[0], positions));
+    for (int64_t ctx : o.decode_contexts) {
+      ctx = std::clamp<int64_t>(ctx, 1, max_ctx);
+      std::vector<double> rates;
+      for (int64_t r = 0; r < o.repetitions; ++r) {
+        FillKv(*cache, seq[0], static_cast<int32_t>(ctx));
+        BN_ASSIGN_OR_RETURN(double s,
+                            TimeDecodeSteps(*runner, seq, o.context_decode_tokens, cfg.n_vocab));
+        rates.push_back(static_cast<double>(o.context_decode_tokens) / s);
+        Progress(absl::StrCat("decode at context ", ctx), r, o.repetitions, rates.back());
+      }
+      const Stat s = Summarize(rates);
+      contexts.push_back({{"context", ctx},
+                          {"tokens", o.context_decode_tokens},
+                          {"tok_per_s", s.mean},
+                          {"sd", s.sd}});
+    }
+    result["decode_context"] = contexts;
+    result["long_context_ratio"] = contexts.back()["tok_per_s"].get<double>() /
+                                   contexts.front()["tok_per_s"].get<double>();
+  }
+
+  // Batched decode: n sequences, one token each per forward call.
+  Json batched = Json::array();
+  if (!o.batch_sequences.empty()) {
+    int64_t max_seq = 0;
+    for (int64_t n : o.batch_sequences) max_seq = std::max(max_seq, n);
+    const int64_t ctx = std::min<int64_t>(o.batch_context, cfg.n_ctx_train);
+    const int64_t positions = ctx + o.batch_steps + 1;
+    BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::KvCache> cache,
+                        MakeCache(cfg, max_seq, positions));
+    kv_pool_bytes = std::max<int64_t>(kv_pool_bytes, cache->total_bytes());
+    const engine::RunnerOptions runner_options = {.max_context = static_cast<int32_t>(positions)};
+    BN_ASSIGN_OR_RETURN(
+        std::unique_ptr<engine::ModelRunner> runner,
+        engine::ModelRunner::Create(model.get(), cache.get(), &pool, runner_options));
+    for (int64_t n : o.batch_sequences) {
+      if (n < 1) return absl::InvalidArgumentError("batch sequence counts must be >= 1");
+      std::vector<engine::SequenceKv> seqs(static_cast<size_t>(n));
+      for (engine::SequenceKv& kv : seqs) BN_RETURN_IF_ERROR(cache->Reserve(&kv, positions));
+      std::vector<double> rates;
+      for (int64_t r = 0; r < o.repetitions; ++r) {
+        for (engine::SequenceKv& kv : seqs) FillKv(*cache, kv, static_cast<int32_t>(ctx));
+        BN_ASSIGN_OR_RETURN(double s, TimeDecodeSteps(*runner, seqs, o.batch_steps, cfg.n_vocab));
+        rates.push_back(static_cast<double>(n * o.batch_steps) / s);
+        Progress(absl::StrCat("batched decode, ", n, " sequences"), r, o.repetitions,
+                 rates.back());
+      }
+      for (engine::SequenceKv& kv : seqs) cache->Release(&kv);
+      const Stat s = Summarize(rates);
+      batched.push_back({{"sequences", n},
+                         {"steps", o.batch_steps},
+                         {"context", ctx},
+                         {"tok_per_s", s.mean},
+                         {"sd", s.sd},
+                         {"step_ms", 1000.0 * static_cast<double>(n) / s.mean}});
+    }
+    result["batched_decode"] = batched;
+  }
+  result["kv_pool_bytes"] = kv_pool_bytes;
+  const int64_t peak_rss = PeakRssBytes();
+  result["peak_rss_bytes"] = peak_rss;
+
+  // The q8 head against the f16 head, repetitions interleaved so that both
+  // see the same host conditions.
+  double q8_rate = 0.0;
+  if (o.compare_q8_head && model->head_type() == engine::HeadType::kF16) {
+    BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> q8,
+                        engine::Model::Load(o.model_path, {.head_type = engine::HeadType::kQ8}));
+    BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Session> s8,
+                        engine::Session::Create(*q8, {.pool = &pool}));
+    BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Session> s16,
+                        engine::Session::Create(*model, {.pool = &pool}));
+    BN_RETURN_IF_ERROR(s8->Prefill(std::vector<int32_t>{1, 2, 3}).status());  // warm-up
+    std::vector<double> r8, r16;
+    for (int64_t r = 0; r < o.repetitions; ++r) {
+      const int32_t first = token(rng);
+      BN_ASSIGN_OR_RETURN(const Stat a,
+                          MeasureDecode(*s16, o.decode_tokens, 1, first, "decode, f16 head"));
+      BN_ASSIGN_OR_RETURN(const Stat b,
+                          MeasureDecode(*s8, o.decode_tokens, 1, first, "decode, q8 head"));
+      r16.push_back(a.mean);
+      r8.push_back(b.mean);
+    }
+    const Stat d8 = Summarize(r8), d16 = Summarize(r16);
+    q8_rate = d8.mean;
+    result["decode_q8_head"] = {{"tokens", o.decode_tokens},
+                                {"tok_per_s", d8.mean},
+                                {"sd", d8.sd},
+                                {"f16_tok_per_s", d16.mean},
+                                {"f16_sd", d16.sd},
+                                {"speedup_vs_f16", d8.mean / d16.mean},
+                                {"head_quantize_seconds", q8->load_stats().head_quantize_seconds},
+                                {"weight_bytes_per_token", q8->WeightBytesPerToken()}};
+    if (bandwidth > 0.0) {
+      result["decode_q8_fraction_of_bound"] =
+          d8.mean * (static_cast<double>(q8->WeightBytesPerToken()) + decode_kv) /
+          (bandwidth * 1e9);
+    }
+  }
+
+  if (probe_bytes > 0) {
+    result["bandwidth"] = {{"bytes_per_pass", probe_bytes},
+                           {"threads", threads},
+                           {"passes", o.bandwidth_repetitions},
+                           {"gb_per_s", bandwidth}};
+  }
+  result["weight_bytes_per_token"] = model->WeightBytesPerToken();
+  result["decode_bytes_per_token"] = weight_bytes + decode_kv;
+  if (!fractions.empty()) {
+    result["decode_bound_tok_per_s"] = bandwidth * 1e9 / (weight_bytes + decode_kv);
+    result["decode_fraction_of_bound"] = Summarize(fractions).mean;
+  }
 
   if (o.json) {
     out << result.dump() << "\n";
     return absl::OkStatus();
   }
-  out << absl::StrFormat("model %s (%.2f GB), kernels %s, %d threads, load %.2f s\n", o.model_path,
-                         static_cast<double>(model->file().size()) / 1e9, result["kernels"].get<std::string>(), threads,
-                         load_s);
+  out << absl::StrFormat("model %s (%.2f GB), kernels %s, %d threads, head %s, load %.2f s\n",
+                         o.model_path, static_cast<double>(model->file().size()) / 1e9,
+                         result["kernels"].get<std::string>(), threads,
+                         engine::HeadTypeName(model->head_type()), load_s);
   for (const auto& p : prefill) {
-    out << absl::StrFormat("pp%-5d %8.1f ± %.1f tok/s\n", p["tokens"].get<int64_t>(), p["tok_per_s"].get<double>(),
-                           p["sd"].get<double>());
+    out << absl::StrFormat("pp%-5d %8.1f ± %.1f tok/s\n", p["tokens"].get<int64_t>(),
+                           p["tok_per_s"].get<double>(), p["sd"].get<double>());
   }
   out << absl::StrFormat("tg%-5d %8.1f ± %.1f tok/s\n", o.decode_tokens, d.mean, d.sd);
-  out << absl::StrFormat("peak RSS %.2f GB\n", static_cast<double>(PeakRssBytes()) / 1e9);
+  for (const auto& c : contexts) {
+    out << absl::StrFormat("tg at context %-5d %8.1f ± %.1f tok/s\n", c["context"].get<int64_t>(),
+                           c["tok_per_s"].get<double>(), c["sd"].get<double>());
+  }
+  for (const auto& b : batched) {
+    out << absl::StrFormat("batched decode %2d sequences %8.1f ± %.1f tok/s aggregate\n",
+                           b["sequences"].get<int64_t>(), b["tok_per_s"].get<double>(),
+                           b["sd"].get<double>());
+  }
+  if (q8_rate > 0.0) {
+    out << absl::StrFormat("tg%-5d q8 head %8.1f tok/s\n", o.decode_tokens, q8_rate);
+  }
+  if (!fractions.empty()) {
+    out << absl::StrFormat("read bandwidth %.2f GB/s; decode at %.0f%% of its bound (%.1f tok/s)\n",
+                           bandwidth, 100.0 * result["decode_fraction_of_bound"].get<double>(),
+                           result["decode_bound_tok_per_s"].get<double>());
+  }
+  out << absl::StrFormat("peak RSS %.2f GB\n", static_cast<double>(peak_rss) / 1e9);
   return absl::OkStatus();
 }
 

@@ -1,6 +1,59 @@
-// `wf_worker --benchmark`: prefill and decode speed, load time and peak memory
-// of one model on this machine, in the shape of llama-bench's pp/tg tests so
-// the figures compare with bitnet.cpp's (REFERENCE.md Part 2).
+// `wf_worker --benchmark`: prefill and decode speed, batched decode, decode at
+// long context, a memory-read bandwidth probe, load time and peak memory of
+// one model on this machine. The prefill/decode figures have the shape of
+// llama-bench's pp/tg tests and the batched ones of llama-batched-bench's
+// S_TG, so they compare with bitnet.cpp's (REFERENCE.md Part 2).
+//
+// Every figure is measured in the same process, so ratios between them (for
+// instance decode speed against the bandwidth bound) hold even on a shared,
+// noisy host where absolute figures drift from run to run.
+//
+// JSON output (--json: one object on stdout; progress goes to stderr):
+//   model, file_bytes, kernels (ISA), threads, repetitions
+//   head_type            "f16" | "q8": the head of the main model
+//   load_seconds         Model::Load wall time (page cache as found)
+//   head_quantize_seconds  part of load_seconds quantizing a q8 head
+//   prefill[]            {tokens, tok_per_s, sd}: one prompt of `tokens`
+//                        random ids in one forward call, mean over reps
+//   decode               {tokens, tok_per_s, sd}: greedy Session::Decode
+//                        after a one-token prompt (context 1..tokens); each
+//                        repetition runs right after a bandwidth probe
+//   decode_context[]     {context, tokens, tok_per_s, sd}: single-sequence
+//                        decode with `context` positions already in the KV
+//                        cache (filled with synthetic values)
+//   long_context_ratio   decode_context rate at the longest context divided
+//                        by the rate at the shortest
+//   batched_decode[]     {sequences, steps, context, tok_per_s, sd,
+//                        step_ms}: one forward call per step carrying one
+//                        decode token of each sequence; tok_per_s aggregates
+//                        the sequences (sequences * steps / time)
+//   kv_pool_bytes        bytes of the largest KV pool the benchmark made
+//   peak_rss_bytes       VmHWM after the measurements above (before the q8
+//                        comparison loads a second model)
+//   decode_q8_head       {tokens, tok_per_s, sd, f16_tok_per_s, f16_sd,
+//                        speedup_vs_f16, head_quantize_seconds,
+//                        weight_bytes_per_token}: decode with a q8 head and,
+//                        repetitions interleaved, with the f16 head (main
+//                        model f16 and compare_q8_head)
+//   bandwidth            {bytes_per_pass, threads, passes, gb_per_s}: the
+//                        best read bandwidth seen; each probe reads the
+//                        model's (page-cache resident) file mapping with the
+//                        model's thread count and its kernels' widest loads
+//                        (KernelTable::read_sum), best of `passes`
+//   weight_bytes_per_token  Model::WeightBytesPerToken()
+//   decode_bytes_per_token  weights + the KV read at the decode's mean
+//                        context
+//   decode_bound_tok_per_s  bandwidth.gb_per_s / decode_bytes_per_token
+//   decode_fraction_of_bound  mean over repetitions of decode rate *
+//                        decode_bytes_per_token / the probe just before it
+//   decode_q8_fraction_of_bound  q8 decode rate against the best bandwidth
+//
+// Example:
+//   BenchmarkOptions o;
+//   o.model_path = "/models/2b4t.gguf";
+//   o.threads = 2;
+//   o.json = true;
+//   BN_RETURN_IF_ERROR(RunBenchmark(o, std::cout));
 #ifndef WF_WORKER_CLI_BENCHMARK_H_
 #define WF_WORKER_CLI_BENCHMARK_H_
 
@@ -10,6 +63,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "worker/engine/model.h"
 
 namespace wf::cli {
 
@@ -20,8 +74,28 @@ struct BenchmarkOptions {
   int64_t repetitions = 3;
   std::vector<int64_t> prefill_tokens = {128, 512};
   int64_t decode_tokens = 128;
+  // Head of the main model (--head-type f16|q8).
+  engine::HeadType head_type = engine::HeadType::kF16;
+  // With an f16 main model, also measure decode with a q8 head (a second
+  // model, loaded after peak_rss_bytes is taken).
+  bool compare_q8_head = true;
+  // Single-sequence decode at these cached contexts (clamped to the model's
+  // context); empty skips. The first is the short-context reference.
+  std::vector<int64_t> decode_contexts = {128, 4096};
+  int64_t context_decode_tokens = 32;
+  // Batched decode at these sequence counts; empty skips.
+  std::vector<int64_t> batch_sequences = {1, 4, 8, 16};
+  int64_t batch_steps = 8;
+  int64_t batch_context = 128;  // positions cached per sequence before the steps
+  // Bytes of the model mapping each bandwidth probe pass reads (clamped to
+  // the file size); 0 skips the probes.
+  int64_t bandwidth_bytes = int64_t{1} << 40;
+  int64_t bandwidth_repetitions = 3;  // passes per probe (best one counts)
 };
 
+// Errors: the model's load errors; INVALID_ARGUMENT for a non-positive
+// repetition/token count or a prompt longer than the model's context;
+// RESOURCE_EXHAUSTED if a KV pool cannot be allocated.
 absl::Status RunBenchmark(const BenchmarkOptions& options, std::ostream& out);
 
 }  // namespace wf::cli

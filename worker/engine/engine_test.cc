@@ -139,21 +139,29 @@ TEST(KvCacheTest, RejectsBadConfig) {
 // ---------------------------------------------------------------------------
 // Forward pass on the golden model.
 
-class ForwardTest : public ::testing::Test {
+// Every forward test runs with the exact F16 head and with the 8-bit head.
+class ForwardTest : public ::testing::TestWithParam<HeadType> {
  protected:
   static void SetUpTestSuite() {
     auto sets = internal::LoadGoldenSets();
     ASSERT_TRUE(sets.ok()) << sets.status();
-    auto model = Model::Load(sets->front().model_path, {});
-    ASSERT_TRUE(model.ok()) << model.status();
-    model_ = std::move(model).value().release();
+    for (HeadType head : {HeadType::kF16, HeadType::kQ8}) {
+      auto model = Model::Load(sets->front().model_path, {.head_type = head});
+      ASSERT_TRUE(model.ok()) << model.status();
+      models_[static_cast<int>(head)] = std::move(model).value().release();
+    }
   }
   static void TearDownTestSuite() {
-    delete model_;
+    for (Model*& m : models_) {
+      delete m;
+      m = nullptr;
+    }
     model_ = nullptr;
   }
   void SetUp() override {
+    model_ = models_[static_cast<int>(GetParam())];
     if (model_ == nullptr) GTEST_SKIP() << "golden model failed to load";
+    ASSERT_EQ(model_->head_type(), GetParam());
   }
 
   static std::unique_ptr<KvCache> MakeCache(int num_blocks, int block_size = 16) {
@@ -176,9 +184,11 @@ class ForwardTest : public ::testing::Test {
     return ids;
   }
 
+  static Model* models_[2];
   static Model* model_;
 };
 
+Model* ForwardTest::models_[2] = {nullptr, nullptr};
 Model* ForwardTest::model_ = nullptr;
 
 bool BitEqual(const std::vector<float>& a, const std::vector<float>& b) {
@@ -197,7 +207,7 @@ std::vector<float> RunSequence(Session& session, const std::vector<int32_t>& pro
   return all;
 }
 
-TEST_F(ForwardTest, LogitsDoNotDependOnThreadCount) {
+TEST_P(ForwardTest, LogitsDoNotDependOnThreadCount) {
   const std::vector<int32_t> prompt = Prompt(37, 1);
   std::vector<float> reference;
   for (int threads : {1, 2, 3, 4}) {
@@ -211,7 +221,7 @@ TEST_F(ForwardTest, LogitsDoNotDependOnThreadCount) {
   }
 }
 
-TEST_F(ForwardTest, LogitsDoNotDependOnBlockSize) {
+TEST_P(ForwardTest, LogitsDoNotDependOnBlockSize) {
   const std::vector<int32_t> prompt = Prompt(29, 2);
   std::vector<float> reference;
   for (int block_size : {16, 1, 7, 64}) {
@@ -226,7 +236,7 @@ TEST_F(ForwardTest, LogitsDoNotDependOnBlockSize) {
   }
 }
 
-TEST_F(ForwardTest, ChunkedPrefillEqualsOneChunk) {
+TEST_P(ForwardTest, ChunkedPrefillEqualsOneChunk) {
   const std::vector<int32_t> prompt = Prompt(40, 3);
   const int32_t n_vocab = model_->config().n_vocab;
   ASSERT_OK_AND_ASSIGN(auto session, Session::Create(*model_, {.num_threads = 2}));
@@ -251,9 +261,51 @@ TEST_F(ForwardTest, ChunkedPrefillEqualsOneChunk) {
   }
 }
 
+// Contexts longer than one attention chunk (256 positions) are split across
+// threads; the result must not depend on threads, block size or how the
+// prompt was cut into forward calls.
+TEST_P(ForwardTest, LongContextDoesNotDependOnThreadsBlocksOrChunks) {
+  const std::vector<int32_t> prompt = Prompt(600, 7);
+  std::vector<float> reference;
+  auto run = [&](Session& session, size_t first_call) {
+    session.Reset();
+    std::vector<float> logits;
+    if (first_call < prompt.size()) {
+      EXPECT_THAT(session.Prefill(absl::MakeConstSpan(prompt).subspan(0, first_call)).status(),
+                  IsOk());
+      logits = session.Prefill(absl::MakeConstSpan(prompt).subspan(first_call)).value();
+    } else {
+      logits = session.Prefill(prompt).value();
+    }
+    std::vector<float> all = logits;
+    for (int i = 0; i < 3; ++i) {
+      logits = session.Decode(Argmax(logits)).value();
+      all.insert(all.end(), logits.begin(), logits.end());
+    }
+    return all;
+  };
+  struct Config {
+    int threads, block_size;
+    size_t first_call;
+  };
+  for (const Config& cfg : {Config{1, 16, 600}, Config{3, 16, 600}, Config{2, 7, 600},
+                            Config{2, 16, 257}, Config{4, 64, 511}}) {
+    ASSERT_OK_AND_ASSIGN(auto session, Session::Create(*model_, {.num_threads = cfg.threads,
+                                                                 .block_size = cfg.block_size}));
+    const std::vector<float> logits = run(*session, cfg.first_call);
+    if (reference.empty()) {
+      reference = logits;
+    } else {
+      EXPECT_TRUE(BitEqual(logits, reference))
+          << cfg.threads << " threads, block size " << cfg.block_size << ", first call "
+          << cfg.first_call;
+    }
+  }
+}
+
 // Three sequences decoded together (one joining late, prefilling while the
 // others decode) give the same bits as each one alone.
-TEST_F(ForwardTest, BatchedSequencesEqualSequencesAlone) {
+TEST_P(ForwardTest, BatchedSequencesEqualSequencesAlone) {
   const int32_t n_vocab = model_->config().n_vocab;
   const std::vector<std::vector<int32_t>> prompts = {Prompt(5, 4), Prompt(23, 5), Prompt(12, 6)};
   constexpr int kSteps = 8;
@@ -319,7 +371,7 @@ TEST_F(ForwardTest, BatchedSequencesEqualSequencesAlone) {
 
 // The head runs one F16 gemv per token and row tile; the split into tiles
 // and threads must not change a row's sum.
-TEST_F(ForwardTest, HeadGemvDoesNotDependOnRowRange) {
+TEST_P(ForwardTest, HeadGemvDoesNotDependOnRowRange) {
   const kernels::KernelTable& kt = model_->kernels();
   const int64_t k = model_->config().n_embd;
   const int64_t m = 200;
@@ -336,7 +388,7 @@ TEST_F(ForwardTest, HeadGemvDoesNotDependOnRowRange) {
   EXPECT_TRUE(BitEqual(whole, split));
 }
 
-TEST_F(ForwardTest, InputErrors) {
+TEST_P(ForwardTest, InputErrors) {
   auto cache = MakeCache(4);
   ASSERT_OK_AND_ASSIGN(auto runner,
                        ModelRunner::Create(model_, cache.get(), nullptr, {.max_context = 20}));
@@ -386,7 +438,7 @@ TEST_F(ForwardTest, InputErrors) {
   EXPECT_EQ(kv.length, 20);
 }
 
-TEST_F(ForwardTest, SessionContextOverflowAndBadTokens) {
+TEST_P(ForwardTest, SessionContextOverflowAndBadTokens) {
   ASSERT_OK_AND_ASSIGN(auto session,
                        Session::Create(*model_, {.num_threads = 1, .max_context = 8}));
   EXPECT_THAT(session->Prefill(Prompt(9, 7)).status(),
@@ -401,12 +453,17 @@ TEST_F(ForwardTest, SessionContextOverflowAndBadTokens) {
   EXPECT_EQ(session->length(), 0);
 }
 
-TEST_F(ForwardTest, RunnerRejectsMismatchedCache) {
+TEST_P(ForwardTest, RunnerRejectsMismatchedCache) {
   auto cache =
       KvCache::Create({.n_layer = 3, .n_head_kv = 2, .head_dim = 64, .num_blocks = 2}).value();
   EXPECT_THAT(ModelRunner::Create(model_, cache.get(), nullptr, {}).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("geometry")));
 }
+
+INSTANTIATE_TEST_SUITE_P(Heads, ForwardTest, ::testing::Values(HeadType::kF16, HeadType::kQ8),
+                         [](const ::testing::TestParamInfo<HeadType>& info) {
+                           return std::string(HeadTypeName(info.param));
+                         });
 
 TEST(TopKTest, LogSoftmaxTopKOrderAndTies) {
   const std::vector<float> logits = {1.0f, 3.0f, 3.0f, -2.0f};

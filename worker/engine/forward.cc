@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/engine/internal/fast_exp.h"
 #include "worker/kernels/kernels.h"
 
 namespace wf::engine {
@@ -26,19 +27,12 @@ constexpr int64_t kProjectionGrain = 32;
 // stays in L2 while every logits token of the batch is dotted with it, so the
 // head streams from memory once per step instead of once per token.
 constexpr int64_t kHeadRowTile = 64;
-
-// Per-thread attention scratch, reused across calls.
-struct AttentionScratch {
-  std::vector<float> scores;  // [group][n_pos]
-  std::vector<float> kv;      // one block of one KV head, as floats
-  std::vector<float> acc;     // [group][head_dim]
-  std::vector<uint16_t> half;
-};
-
-AttentionScratch& ThreadAttentionScratch() {
-  thread_local AttentionScratch scratch;
-  return scratch;
-}
+// Attention splits each token's context into chunks of this many positions
+// (the unit of work of a thread, and of the fixed P.V summation order).
+constexpr int64_t kAttentionChunk = 256;
+// Most floats of attention scores kept at once (32 MB); longer batches run
+// in several passes.
+constexpr int64_t kAttentionScratchFloats = int64_t{8} << 20;
 
 std::vector<uint16_t>& ThreadHalfBuffer() {
   thread_local std::vector<uint16_t> buf;
@@ -277,71 +271,116 @@ void ModelRunner::Attention(int layer, int64_t n_tokens) {
   const ModelConfig& c = model_->config();
   const kernels::KernelTable& kt = model_->kernels();
   const int64_t hd = c.head_dim;
-  const int group = c.n_head / c.n_head_kv;
-  const int bs = cache_->block_size();
+  const int64_t n_head = c.n_head;
+  const int64_t n_kv = c.n_head_kv;
+  const int64_t group = n_head / n_kv;
+  const int64_t bs = cache_->block_size();
   const float kq_scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  // One item = one token and one KV head: the K/V blocks are converted to
-  // float once and serve the whole group of query heads that reads them.
-  ParallelFor(n_tokens * c.n_head_kv, 1, [&](int64_t begin, int64_t end) {
-    AttentionScratch& s = ThreadAttentionScratch();
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / c.n_head_kv;
-      const int g = static_cast<int>(item % c.n_head_kv);
-      const TokenInfo& info = tokens_[t];
-      const int64_t n_pos = info.position + 1;  // causal: positions [0, position]
-      const int64_t n_blocks = (n_pos + bs - 1) / bs;
-      GrowTo(s.scores, static_cast<size_t>(group * n_pos));
-      GrowTo(s.kv, static_cast<size_t>(bs * hd));
-      GrowTo(s.acc, static_cast<size_t>(group * hd));
-      GrowTo(s.half, static_cast<size_t>(n_pos));
-      const float* q = q_.data() + t * c.n_embd + static_cast<int64_t>(g) * group * hd;
+  int64_t max_pos = 0;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    max_pos = std::max<int64_t>(max_pos, tokens_[t].position + 1);
+  }
+  const int64_t max_chunks = (max_pos + kAttentionChunk - 1) / kAttentionChunk;
+  // Tokens per pass, so the score rows stay within kAttentionScratchFloats.
+  const int64_t per_token = n_head * max_pos;
+  const int64_t pass = std::clamp<int64_t>(kAttentionScratchFloats / per_token, 1, n_tokens);
+  GrowTo(attn_scores_, static_cast<size_t>(pass * per_token));
+  GrowTo(attn_partial_, static_cast<size_t>(pass * n_head * max_chunks * hd));
+  float* scores = attn_scores_.data();
+  float* partial = attn_partial_.data();
 
-      for (int64_t b = 0; b < n_blocks; ++b) {
-        const int64_t rows = std::min<int64_t>(bs, n_pos - b * bs);
-        const int32_t block = info.kv->block_table[b];
-        kt.f16_to_f32(cache_->KBlock(layer, block) + g * bs * hd, s.kv.data(), rows * hd);
-        for (int i = 0; i < group; ++i) {
-          float* scores = s.scores.data() + i * n_pos + b * bs;
-          for (int64_t j = 0; j < rows; ++j) {
-            scores[j] = kt.f32_dot(q + i * hd, s.kv.data() + j * hd, hd) * kq_scale;
-          }
-        }
+  // Calls fn(first position, rows, block id, offset in block) for the runs of
+  // positions [p0, p1) that lie in one KV block.
+  auto for_each_run = [bs](const SequenceKv& kv, int64_t p0, int64_t p1, auto&& fn) {
+    while (p0 < p1) {
+      const int64_t b = p0 / bs;
+      const int64_t rows = std::min(p1, (b + 1) * bs) - p0;
+      fn(p0, rows, kv.block_table[b], p0 - b * bs);
+      p0 += rows;
+    }
+  };
+
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += pass) {
+    const int64_t tn = std::min(pass, n_tokens - t0);
+    // An item is (token, KV head, chunk of positions): each K/V block is read
+    // once, in F16, for the whole group of query heads that shares it, and
+    // a long context splits into chunks that several threads share.
+    const int64_t items = tn * n_kv * max_chunks;
+    ParallelFor(items, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t tl = item / (n_kv * max_chunks);
+        const int64_t g = (item / max_chunks) % n_kv;
+        const int64_t ch = item % max_chunks;
+        const TokenInfo& info = tokens_[t0 + tl];
+        const int64_t n_pos = info.position + 1;  // causal: positions [0, position]
+        const int64_t p0 = ch * kAttentionChunk;
+        if (p0 >= n_pos) continue;
+        const float* q = q_.data() + (t0 + tl) * c.n_embd + g * group * hd;
+        float* row = scores + (tl * n_head + g * group) * max_pos;
+        for_each_run(*info.kv, p0, std::min(n_pos, p0 + kAttentionChunk),
+                     [&](int64_t p, int64_t rows, int32_t block, int64_t slot) {
+                       kt.f16_scores(cache_->KBlock(layer, block) + (g * bs + slot) * hd, rows, hd,
+                                     q, group, row + p, max_pos);
+                     });
       }
-      for (int i = 0; i < group; ++i) {
-        float* p = s.scores.data() + i * n_pos;
+    });
+    ParallelFor(tn * n_head, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const TokenInfo& info = tokens_[t0 + item / n_head];
+        const int64_t n_pos = info.position + 1;
+        float* p = scores + item * max_pos;
         float max = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < n_pos; ++j) max = std::max(max, p[j]);
+        for (int64_t j = 0; j < n_pos; ++j) {
+          p[j] *= kq_scale;
+          max = std::max(max, p[j]);
+        }
         double sum = 0.0;
         for (int64_t j = 0; j < n_pos; ++j) {
-          p[j] = std::exp(p[j] - max);
+          p[j] = internal::ExpNonPositive(p[j] - max);
           sum += static_cast<double>(p[j]);
         }
         const float inv = static_cast<float>(1.0 / sum);
         for (int64_t j = 0; j < n_pos; ++j) p[j] *= inv;
-        if (info.decode_rounding) {
-          kt.f32_to_f16(p, s.half.data(), n_pos);
-          kt.f16_to_f32(s.half.data(), p, n_pos);
+        if (info.decode_rounding) RoundToF16(kt, p, n_pos);
+      }
+    });
+    // P.V per chunk from zero, then the chunks summed in order: a fixed
+    // order that depends on the position only, never on threads or batch.
+    ParallelFor(items, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t tl = item / (n_kv * max_chunks);
+        const int64_t g = (item / max_chunks) % n_kv;
+        const int64_t ch = item % max_chunks;
+        const TokenInfo& info = tokens_[t0 + tl];
+        const int64_t n_pos = info.position + 1;
+        const int64_t p0 = ch * kAttentionChunk;
+        if (p0 >= n_pos) continue;
+        const float* p = scores + (tl * n_head + g * group) * max_pos;
+        float* acc = partial + (((tl * n_kv + g) * max_chunks + ch) * group) * hd;
+        std::fill(acc, acc + group * hd, 0.0f);
+        for_each_run(*info.kv, p0, std::min(n_pos, p0 + kAttentionChunk),
+                     [&](int64_t pos, int64_t rows, int32_t block, int64_t slot) {
+                       kt.f16_accumulate_rows(cache_->VBlock(layer, block) + (g * bs + slot) * hd,
+                                              rows, hd, p + pos, max_pos, group, acc);
+                     });
+      }
+    });
+    ParallelFor(tn * n_kv, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t tl = item / n_kv;
+        const int64_t g = item % n_kv;
+        const int64_t n_pos = tokens_[t0 + tl].position + 1;
+        const int64_t chunks = (n_pos + kAttentionChunk - 1) / kAttentionChunk;
+        const float* first = partial + ((tl * n_kv + g) * max_chunks) * group * hd;
+        float* out = attn_.data() + (t0 + tl) * c.n_embd + g * group * hd;
+        std::copy(first, first + group * hd, out);
+        for (int64_t ch = 1; ch < chunks; ++ch) {
+          const float* add = first + ch * group * hd;
+          for (int64_t d = 0; d < group * hd; ++d) out[d] += add[d];
         }
       }
-      std::fill(s.acc.begin(), s.acc.begin() + group * hd, 0.0f);
-      for (int64_t b = 0; b < n_blocks; ++b) {
-        const int64_t rows = std::min<int64_t>(bs, n_pos - b * bs);
-        const int32_t block = info.kv->block_table[b];
-        kt.f16_to_f32(cache_->VBlock(layer, block) + g * bs * hd, s.kv.data(), rows * hd);
-        for (int i = 0; i < group; ++i) {
-          const float* p = s.scores.data() + i * n_pos + b * bs;
-          float* acc = s.acc.data() + i * hd;
-          for (int64_t j = 0; j < rows; ++j) {
-            const float pj = p[j];
-            const float* vj = s.kv.data() + j * hd;
-            for (int64_t d = 0; d < hd; ++d) acc[d] += pj * vj[d];
-          }
-        }
-      }
-      float* out = attn_.data() + t * c.n_embd + static_cast<int64_t>(g) * group * hd;
-      std::copy(s.acc.begin(), s.acc.begin() + group * hd, out);
-    }
-  });
+    });
+  }
 }
 
 void ModelRunner::Head(const std::vector<int64_t>& logit_tokens, ForwardOutput* out) {
@@ -361,18 +400,30 @@ void ModelRunner::Head(const std::vector<int64_t>& logit_tokens, ForwardOutput* 
       if (tokens_[t].decode_rounding) RoundToF16(kt, y, n_embd);
     }
   });
-  // One gemv per token and row tile: the F16 kernels' gemm may sum a token in
-  // a different order depending on how many tokens share its tile, which
-  // would make logits depend on the batch; the gemv order depends on nothing.
   float* logits = out->logits.data();
   const int64_t n_vocab = c.n_vocab;
+  if (model_->head_type() == HeadType::kQ8) {
+    ParallelFor(n_rows, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        kt.quantize_activations_i8(normed_.data() + i * n_embd, n_embd, q8_.data() + i * n_embd,
+                                   &act_scale_[i], &act_sum_[i]);
+      }
+    });
+    // Exact integer dots with a per-row epilogue: any split of rows or
+    // tokens gives the same bits, so the gemm may batch the tokens.
+    ParallelFor(n_vocab, kHeadRowTile, [&](int64_t begin, int64_t end) {
+      kt.i8_gemm(model_->head_q8(), model_->head_q8_scales(), n_embd, begin, end, q8_.data(),
+                 act_scale_.data(), n_rows, logits, n_vocab);
+    });
+    return;
+  }
+  // The F16 gemm gives each token the bits of its own gemv (the kernels'
+  // contract), so logits do not depend on the batch; several tokens share
+  // each converted weight vector.
   ParallelFor(n_vocab, kHeadRowTile, [&](int64_t begin, int64_t end) {
     for (int64_t r0 = begin; r0 < end; r0 += kHeadRowTile) {
       const int64_t r1 = std::min(end, r0 + kHeadRowTile);
-      for (int64_t i = 0; i < n_rows; ++i) {
-        kt.f16_gemv(model_->head(), n_embd, r0, r1, normed_.data() + i * n_embd,
-                    logits + i * n_vocab);
-      }
+      kt.f16_gemm(model_->head(), n_embd, r0, r1, normed_.data(), n_rows, logits, n_vocab);
     }
   });
 }

@@ -161,6 +161,8 @@ class ModelRunner {
   std::vector<float> proj_;  // [T][n_embd] output of Wo / Wdown
   std::vector<float> gate_;  // [T][n_ff]
   std::vector<float> up_;    // [T][n_ff]
+  std::vector<float> attn_scores_;   // [tokens of a pass][n_head][max positions]
+  std::vector<float> attn_partial_;  // [tokens of a pass][n_head_kv][chunks][group][head_dim]
 };
 
 }  // namespace wf::engine

@@ -169,6 +169,66 @@ TEST_P(GoldenTest, MatchesReference) {
   stats.Print(std::string(kernels::IsaName(GetParam())));
 }
 
+// The 8-bit head option against the same references: teacher-forced over
+// every prompt position and decode step, it reports how often its top-1
+// agrees with the reference and the largest |delta logprob| over the
+// reference top-5, and asserts a sane bound on both (the head's int8
+// rounding adds a drift of its own to the F16 engine's).
+TEST_P(GoldenTest, Q8HeadDriftIsBounded) {
+  constexpr double kQ8MaxLogprobDelta = 0.5;
+  constexpr double kQ8MinTop1Agreement = 0.95;
+  Stats stats;
+  int64_t top1_total = 0, top1_agree = 0;
+  double max_delta = 0.0;
+  for (const GoldenSet& set : *sets_) {
+    ASSERT_OK_AND_ASSIGN(
+        std::unique_ptr<Model> model,
+        Model::Load(set.model_path, {.kernels = kernels_, .head_type = HeadType::kQ8}));
+    ASSERT_EQ(model->head_type(), HeadType::kQ8);
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Session> session,
+                         Session::Create(*model, {.num_threads = 2}));
+    const int32_t n_vocab = model->config().n_vocab;
+    auto check = [&](const std::vector<float>& logits, const std::vector<GoldenTop>& top5,
+                     int32_t expected) {
+      const std::vector<double> lp = LogSoftmax(logits);
+      for (const GoldenTop& ref : top5) {
+        const double d = std::fabs(lp[ref.token] - ref.logprob);
+        stats.deltas.push_back(d);
+        max_delta = std::max(max_delta, d);
+      }
+      ++top1_total;
+      if (Argmax(logits) == expected) ++top1_agree;
+    };
+    for (const GoldenCase& c : set.cases) {
+      SCOPED_TRACE(c.name);
+      session->Reset();
+      ASSERT_OK_AND_ASSIGN(std::vector<float> prompt_logits,
+                           session->Prefill(c.prompt_ids, {.all_logits = true}));
+      for (size_t p = 0; p < c.prompt_ids.size(); ++p) {
+        check(std::vector<float>(prompt_logits.begin() + p * n_vocab,
+                                 prompt_logits.begin() + (p + 1) * n_vocab),
+              c.prompt_top5[p], c.prompt_top5[p][0].token);
+      }
+      std::vector<float> logits(prompt_logits.end() - n_vocab, prompt_logits.end());
+      for (size_t i = 0; i < c.steps.size(); ++i) {
+        check(logits, c.steps[i].top5, c.steps[i].token);
+        if (i + 1 < c.steps.size()) {
+          ASSERT_OK_AND_ASSIGN(logits, session->Decode(c.greedy_ids[i]));
+        }
+      }
+    }
+  }
+  ASSERT_GT(top1_total, 0);
+  const double agreement = static_cast<double>(top1_agree) / static_cast<double>(top1_total);
+  const std::string label = std::string(kernels::IsaName(GetParam())) + " q8 head";
+  stats.Print(label);
+  std::printf("[golden %s] top-1 agreement %lld/%lld = %.4f, max |delta logprob| %.4f\n",
+              label.c_str(), static_cast<long long>(top1_agree),
+              static_cast<long long>(top1_total), agreement, max_delta);
+  EXPECT_GE(agreement, kQ8MinTop1Agreement);
+  EXPECT_LE(max_delta, kQ8MaxLogprobDelta);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllIsas, GoldenTest,
                          ::testing::Values(Isa::kGeneric, Isa::kAvx2, Isa::kAvx512),
                          [](const ::testing::TestParamInfo<Isa>& info) {

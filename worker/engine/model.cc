@@ -1,5 +1,6 @@
 #include "worker/engine/model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -8,10 +9,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -51,17 +54,67 @@ bool IsEmbeddingType(GgmlType t) {
          t == GgmlType::Q6_K;
 }
 
+// Quantizes rows [r0, r1) of an F16 matrix [rows][k] to int8 with one scale
+// per row: scale = max|w| / 127, q = round-half-even(w * (127 / max|w|)),
+// so |q| <= 127 as the int8 head kernels require.
+void QuantizeHeadRows(const kernels::KernelTable& kt, const uint16_t* head, int64_t k, int64_t r0,
+                      int64_t r1, int8_t* q, float* scales) {
+  std::vector<float> row(static_cast<size_t>(k));
+  for (int64_t r = r0; r < r1; ++r) {
+    kt.f16_to_f32(head + r * k, row.data(), k);
+    float amax = 0.0f;
+    for (float v : row) amax = std::max(amax, std::fabs(v));
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    int8_t* out = q + r * k;
+    for (int64_t i = 0; i < k; ++i) {
+      const float v = std::nearbyint(row[i] * inv);
+      out[i] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+    }
+    scales[r] = amax / 127.0f;
+  }
+}
+
 }  // namespace
+
+const char* HeadTypeName(HeadType type) { return type == HeadType::kQ8 ? "q8" : "f16"; }
+
+absl::StatusOr<HeadType> ParseHeadType(std::string_view name) {
+  std::string lower(name);
+  for (char& ch : lower) ch = absl::ascii_tolower(static_cast<unsigned char>(ch));
+  if (lower == "f16") return HeadType::kF16;
+  if (lower == "q8") return HeadType::kQ8;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown head type '", lower, "' (expected f16 or q8)"));
+}
+
+uint64_t Model::WeightBytesPerToken() const {
+  uint64_t bytes = 0;
+  for (const LayerWeights& w : layers_) {
+    for (const TernaryWeight* t : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) {
+      bytes += static_cast<uint64_t>(t->k * t->m / 4);
+    }
+  }
+  const uint64_t head_values = static_cast<uint64_t>(config_.n_vocab) * config_.n_embd;
+  if (head_type_ == HeadType::kQ8) {
+    bytes += head_values + static_cast<uint64_t>(config_.n_vocab) * sizeof(float);
+  } else {
+    bytes += head_values * sizeof(uint16_t);
+  }
+  return bytes;
+}
 
 // Does the validation and conversion work of Model::FromFile on one model.
 class Model::Loader {
  public:
-  Loader(Model* model, const gguf::GgufFile& file) : model_(model), file_(file) {}
+  Loader(Model* model, const gguf::GgufFile& file, HeadType head_type)
+      : model_(model), file_(file), head_type_(head_type) {}
 
   absl::Status Run() {
     BN_RETURN_IF_ERROR(ReadConfig());
     BN_RETURN_IF_ERROR(LoadTensors());
-    return CheckNoUnusedTensors();
+    BN_RETURN_IF_ERROR(CheckNoUnusedTensors());
+    if (head_type_ == HeadType::kQ8) BN_RETURN_IF_ERROR(QuantizeHead());
+    return absl::OkStatus();
   }
 
  private:
@@ -105,10 +158,11 @@ class Model::Loader {
                        Key("attention.head_count"), " (", c.n_head, ")"));
     }
     c.head_dim = c.n_embd / c.n_head;
-    if (c.head_dim % 2 != 0) {
+    // Even for RoPE; a multiple of 8 for the attention kernels' vectors.
+    if (c.head_dim % 8 != 0) {
       return absl::InvalidArgumentError(absl::StrCat("head_dim = ", Key("embedding_length"), " / ",
                                                      Key("attention.head_count"), " = ", c.head_dim,
-                                                     " must be even for RoPE"));
+                                                     " must be a multiple of 8"));
     }
     for (const char* suffix :
          {"rope.dimension_count", "attention.key_length", "attention.value_length"}) {
@@ -342,8 +396,40 @@ class Model::Loader {
     return absl::OkStatus();
   }
 
+  // Rows are split between threads: the 2B-4T head has 328M values and the
+  // model should be ready within a couple of seconds.
+  absl::Status QuantizeHead() {
+    const auto start = std::chrono::steady_clock::now();
+    const ModelConfig& c = model_->config_;
+    const int64_t k = c.n_embd;
+    const int64_t rows = c.n_vocab;
+    if (k % 64 != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("q8 head: embedding_length ", k, " is not a multiple of 64"));
+    }
+    model_->head_q8_.resize(static_cast<size_t>(rows * k));
+    model_->head_q8_scales_.resize(static_cast<size_t>(rows));
+    const int64_t max_threads = std::max<int64_t>(1, rows / 64);
+    const int n_threads = static_cast<int>(
+        std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, max_threads));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n_threads; ++i) {
+      const int64_t r0 = rows * i / n_threads;
+      const int64_t r1 = rows * (i + 1) / n_threads;
+      threads.emplace_back(QuantizeHeadRows, std::cref(*model_->kernels_), model_->head_, k, r0, r1,
+                           model_->head_q8_.data(), model_->head_q8_scales_.data());
+    }
+    for (std::thread& t : threads) t.join();
+    model_->head_type_ = HeadType::kQ8;
+    model_->stats_.converted_bytes += model_->head_q8_.size() + rows * sizeof(float);
+    model_->stats_.head_quantize_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return absl::OkStatus();
+  }
+
   Model* model_;
   const gguf::GgufFile& file_;
+  const HeadType head_type_;
   absl::flat_hash_set<std::string> used_;
 };
 
@@ -370,7 +456,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromFile(std::unique_ptr<gguf::Ggu
     BN_ASSIGN_OR_RETURN(model->kernels_, kernels::SelectKernels());
   }
   model->stats_.file_bytes = file->size();
-  Loader loader(model.get(), *file);
+  Loader loader(model.get(), *file, options.head_type);
   BN_RETURN_IF_ERROR(loader.Run());
   model->file_ = std::move(file);
   model->stats_.load_seconds =

@@ -15,6 +15,11 @@
 //     is converted to F16 in memory: n_vocab * n_embd * 2 bytes (657 MB for
 //     the 2B-4T shape with a 128256 vocabulary), in addition to the mapping.
 //   - norm weights (a few KB) are copied to float arrays.
+//   - with LoadOptions::head_type == kQ8, the head is also quantized to int8
+//     with one float scale per row (n_vocab * (n_embd + 4) bytes, 328 MB for
+//     the 2B-4T shape): the forward pass then reads half the bytes per token
+//     at a small logit drift (measured against the golden sets in
+//     golden_test.cc). The F16 head stays available through head().
 // The embedding table is read in place, one row per token, through
 // quant::DequantizeRow (F16, BF16, F32, Q8_0 or Q6_K).
 //
@@ -37,6 +42,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -63,10 +69,23 @@ struct ModelConfig {
   bool tied_head = false;   // no output.weight: the head is token_embd
 };
 
+// Format of the output head the forward pass reads.
+enum class HeadType {
+  kF16 = 0,  // exact: the F16 head, as bitnet.cpp computes it
+  kQ8 = 1,   // int8 weights, one scale per row (max|w| / 127), int8 activations
+};
+
+// "f16" / "q8"; ParseHeadType accepts those (case-insensitive) and returns
+// INVALID_ARGUMENT naming the value otherwise.
+const char* HeadTypeName(HeadType type);
+absl::StatusOr<HeadType> ParseHeadType(std::string_view name);
+
 struct LoadOptions {
   // Kernels to run with; nullptr means kernels::SelectKernels() (the best ISA
   // of this CPU, or BITNET_FORCE_ISA). Tests inject a specific table.
   const kernels::KernelTable* kernels = nullptr;
+  // kQ8 quantizes the head at load (INVALID_ARGUMENT if n_embd % 64 != 0).
+  HeadType head_type = HeadType::kF16;
 };
 
 struct LoadStats {
@@ -75,6 +94,7 @@ struct LoadStats {
   uint64_t converted_bytes = 0;  // heap bytes made at load (repacked TQ, converted head, norms)
   int32_t repacked_tensors = 0;  // TQ1_0/TQ2_0 projections repacked to I2_S
   bool head_converted = false;   // head converted to F16 at load
+  double head_quantize_seconds = 0.0;  // part of load_seconds spent on a kQ8 head
 };
 
 // One ternary projection y = W x, W [m rows][k inputs] in I2_S codes.
@@ -114,6 +134,18 @@ class Model {
   const float* output_norm() const { return output_norm_; }
   // The F16 head, [n_vocab rows][n_embd].
   const uint16_t* head() const { return head_; }
+  // The head the forward pass uses (LoadOptions::head_type).
+  HeadType head_type() const { return head_type_; }
+  // kQ8 only (else nullptr): int8 head [n_vocab rows][n_embd], values in
+  // [-127, 127], and its per-row scales (w ~= q8 * scale).
+  const int8_t* head_q8() const { return head_q8_.empty() ? nullptr : head_q8_.data(); }
+  const float* head_q8_scales() const {
+    return head_q8_scales_.empty() ? nullptr : head_q8_scales_.data();
+  }
+  // Bytes the forward pass reads per decode token from the weights: every
+  // ternary projection plus the head in its HeadType (not the embedding row
+  // or the norms, which are tiny).
+  uint64_t WeightBytesPerToken() const;
 
   // Writes the embedding of `token` (n_embd floats). `token` must be in
   // [0, n_vocab) (checked by the caller; not checked here).
@@ -138,6 +170,9 @@ class Model {
   // Storage for what was converted at load.
   std::vector<std::vector<uint8_t>> repacked_;
   std::vector<uint16_t> head_storage_;
+  HeadType head_type_ = HeadType::kF16;
+  std::vector<int8_t> head_q8_;
+  std::vector<float> head_q8_scales_;
   std::vector<std::vector<float>> norm_storage_;
 };
 

@@ -179,6 +179,56 @@ TEST_F(ModelLoadTest, GoldenModelConfig) {
             model->file().FindTensor("token_embd.weight")->data);
 }
 
+// Each head row is int8 with scale max|w| / 127: every value within half a
+// step of the F16 value, the largest at +-127; the F16 head is unchanged.
+TEST_F(ModelLoadTest, Q8HeadQuantizesEachRow) {
+  ASSERT_OK_AND_ASSIGN(auto f16, Model::Load(golden_path_, {}));
+  EXPECT_EQ(f16->head_type(), HeadType::kF16);
+  EXPECT_EQ(f16->head_q8(), nullptr);
+  ASSERT_OK_AND_ASSIGN(auto q8, Model::Load(golden_path_, {.head_type = HeadType::kQ8}));
+  ASSERT_EQ(q8->head_type(), HeadType::kQ8);
+  ASSERT_NE(q8->head_q8(), nullptr);
+  ASSERT_NE(q8->head_q8_scales(), nullptr);
+  const size_t head_halves = static_cast<size_t>(q8->config().n_vocab) * q8->config().n_embd;
+  EXPECT_EQ(std::memcmp(q8->head(), f16->head(), head_halves * sizeof(uint16_t)), 0);
+  EXPECT_LT(q8->WeightBytesPerToken(), f16->WeightBytesPerToken());
+  const int64_t k = q8->config().n_embd;
+  for (int64_t r = 0; r < q8->config().n_vocab; ++r) {
+    const float scale = q8->head_q8_scales()[r];
+    int max_q = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      const float w = quant::F16ToF32(q8->head()[r * k + i]);
+      const int q = q8->head_q8()[r * k + i];
+      ASSERT_LE(std::abs(q), 127);
+      max_q = std::max(max_q, std::abs(q));
+      ASSERT_LE(std::fabs(w - static_cast<float>(q) * scale), 0.5f * scale * 1.0001f + 1e-12f)
+          << "row " << r << " column " << i;
+    }
+    if (scale > 0.0f) {
+      EXPECT_EQ(max_q, 127) << "row " << r;
+    }
+  }
+  // The logits move, but little.
+  const std::vector<float> a = Logits(*f16);
+  const std::vector<float> b = Logits(*q8);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_NE(a, b);
+  float worst = 0.0f;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
+  EXPECT_LT(worst, 0.5f);
+}
+
+TEST(HeadTypeTest, NamesRoundTrip) {
+  for (HeadType t : {HeadType::kF16, HeadType::kQ8}) {
+    ASSERT_OK_AND_ASSIGN(HeadType parsed, ParseHeadType(HeadTypeName(t)));
+    EXPECT_EQ(parsed, t);
+  }
+  ASSERT_OK_AND_ASSIGN(HeadType upper, ParseHeadType("Q8"));
+  EXPECT_EQ(upper, HeadType::kQ8);
+  EXPECT_THAT(ParseHeadType("q4").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("q4")));
+}
+
 TEST_F(ModelLoadTest, UnchangedCopyGivesIdenticalLogits) {
   ASSERT_OK_AND_ASSIGN(auto original, Model::Load(golden_path_, {}));
   ASSERT_OK_AND_ASSIGN(auto copy, LoadEdited({}));

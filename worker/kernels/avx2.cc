@@ -290,11 +290,13 @@ void I2SGemv(const uint8_t* w, int64_t k, int64_t row_begin, int64_t row_end, co
 // F16 head and float helpers
 // ---------------------------------------------------------------------------
 
-// R rows x T tokens of F32 accumulators; with a single token each row keeps
-// two accumulators so eight FMA chains hide the FMA latency.
+// R rows x T tokens of F32 accumulators, two per (row, token) over
+// alternating 8-value chunks, so enough FMA chains hide the FMA latency and
+// the summation order of a (row, token) is the same in every tile shape:
+// the gemm gives each token the bits of its gemv.
 template <int R, int T>
 void F16Tile(const uint16_t* w, int64_t k, const float* x, float* y, int64_t y_stride) {
-  constexpr int kSplit = T == 1 ? 2 : 1;
+  constexpr int kSplit = 2;
   __m256 acc[R][T][kSplit];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
@@ -329,7 +331,10 @@ void F16Tile(const uint16_t* w, int64_t k, const float* x, float* y, int64_t y_s
   }
 }
 
+// One token: 4 rows (8 accumulators). Several: 2 rows x 2 tokens share
+// each converted weight vector (8 accumulators; 16 would spill).
 constexpr int kF16Rows = 4;
+constexpr int kF16GemmRows = 2;
 constexpr int kF16Tokens = 2;
 
 // F16Tile for the tokens left in the last token tile (1 <= tokens <= T).
@@ -351,10 +356,15 @@ void F16Gemm(const uint16_t* w, int64_t k, int64_t row_begin, int64_t row_end, c
              int64_t n, float* y, int64_t y_stride) {
   assert(k % 32 == 0 && row_begin <= row_end && y_stride >= row_end);
   int64_t r = row_begin;
-  for (; r + kF16Rows <= row_end; r += kF16Rows) {
+  if (n == 1) {
+    for (; r + kF16Rows <= row_end; r += kF16Rows) {
+      F16Tile<kF16Rows, 1>(w + r * k, k, x, y + r, y_stride);
+    }
+  }
+  for (; r + kF16GemmRows <= row_end; r += kF16GemmRows) {
     for (int64_t t0 = 0; t0 < n; t0 += kF16Tokens) {
-      F16TileForTokens<kF16Rows, kF16Tokens>(Min(kF16Tokens, n - t0), w + r * k, k, x + t0 * k,
-                                             y + t0 * y_stride + r, y_stride);
+      F16TileForTokens<kF16GemmRows, kF16Tokens>(Min(kF16Tokens, n - t0), w + r * k, k,
+                                                 x + t0 * k, y + t0 * y_stride + r, y_stride);
     }
   }
   for (; r < row_end; ++r) {
@@ -492,6 +502,34 @@ void F32ToF16(const float* src, uint16_t* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
+// ---------------------------------------------------------------------------
+// Attention over F16 keys and values (shared with avx512.cc)
+// ---------------------------------------------------------------------------
+
+#include "worker/kernels/internal/attention_avx2.inc"
+
+// vpsadbw against zero sums each 8 bytes into a 64-bit lane: exact, and
+// cheap enough that the loop runs at memory speed.
+uint64_t ReadSum(const uint8_t* p, int64_t n) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i acc[4] = {zero, zero, zero, zero};
+  int64_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32 * j));
+      acc[j] = _mm256_add_epi64(acc[j], _mm256_sad_epu8(v, zero));
+    }
+  }
+  const __m256i s =
+      _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3]));
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), s);
+  uint64_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  for (; i < n; ++i) sum += p[i];
+  return sum;
+}
+
 constexpr KernelTable kAvx2Table = {
     .isa = Isa::kAvx2,
     .quantize_activations_i8 = &QuantizeActivationsI8,
@@ -505,6 +543,9 @@ constexpr KernelTable kAvx2Table = {
     .f32_dot = &F32Dot,
     .f16_to_f32 = &F16ToF32,
     .f32_to_f16 = &F32ToF16,
+    .read_sum = &ReadSum,
+    .f16_scores = &F16Scores,
+    .f16_accumulate_rows = &F16AccumulateRows,
 };
 
 }  // namespace

@@ -247,7 +247,9 @@ void I2SGemv(const uint8_t* w, int64_t k, int64_t row_begin, int64_t row_end, co
 // two accumulators to hide the FMA latency.
 template <int R, int T>
 void F16Tile(const uint16_t* w, int64_t k, const float* x, float* y, int64_t y_stride) {
-  constexpr int kSplit = T == 1 ? 2 : 1;
+  // Two accumulators per (row, token) in every tile shape, as in avx2.cc:
+  // the gemm gives each token the bits of its gemv.
+  constexpr int kSplit = 2;
   __m512 acc[R][T][kSplit];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
@@ -440,6 +442,34 @@ void F32ToF16(const float* src, uint16_t* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
+float HorizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// The attention kernels, on 256-bit vectors as in avx2.cc.
+#include "worker/kernels/internal/attention_avx2.inc"
+
+// As avx2.cc, 64 bytes per load.
+uint64_t ReadSum(const uint8_t* p, int64_t n) {
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i acc[4] = {zero, zero, zero, zero};
+  int64_t i = 0;
+  for (; i + 256 <= n; i += 256) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m512i v = _mm512_loadu_si512(p + i + 64 * j);
+      acc[j] = _mm512_add_epi64(acc[j], _mm512_sad_epu8(v, zero));
+    }
+  }
+  uint64_t sum = static_cast<uint64_t>(_mm512_reduce_add_epi64(
+      _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]))));
+  for (; i < n; ++i) sum += p[i];
+  return sum;
+}
+
 constexpr KernelTable kAvx512Table = {
     .isa = Isa::kAvx512,
     .quantize_activations_i8 = &QuantizeActivationsI8,
@@ -453,6 +483,9 @@ constexpr KernelTable kAvx512Table = {
     .f32_dot = &F32Dot,
     .f16_to_f32 = &F16ToF32,
     .f32_to_f16 = &F32ToF16,
+    .read_sum = &ReadSum,
+    .f16_scores = &F16Scores,
+    .f16_accumulate_rows = &F16AccumulateRows,
 };
 
 }  // namespace

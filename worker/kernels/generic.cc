@@ -186,6 +186,36 @@ float F32Dot(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
+uint64_t ReadSum(const uint8_t* p, int64_t n) {
+  uint64_t sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += p[i];
+  return sum;
+}
+
+void F16Scores(const uint16_t* k, int64_t rows, int64_t hd, const float* q, int64_t n_q,
+               float* out, int64_t out_stride) {
+  assert(hd % 8 == 0 && n_q >= 1 && out_stride >= rows);
+  for (int64_t g = 0; g < n_q; ++g) {
+    for (int64_t j = 0; j < rows; ++j) {
+      float sum = 0.0f;
+      for (int64_t d = 0; d < hd; ++d) sum += q[g * hd + d] * F16BitsToF32(k[j * hd + d]);
+      out[g * out_stride + j] = sum;
+    }
+  }
+}
+
+void F16AccumulateRows(const uint16_t* v, int64_t rows, int64_t hd, const float* p,
+                       int64_t p_stride, int64_t n_q, float* acc) {
+  assert(hd % 8 == 0 && n_q >= 1);
+  for (int64_t j = 0; j < rows; ++j) {
+    for (int64_t g = 0; g < n_q; ++g) {
+      const float pj = p[g * p_stride + j];
+      float* a = acc + g * hd;
+      for (int64_t d = 0; d < hd; ++d) a[d] = std::fma(pj, F16BitsToF32(v[j * hd + d]), a[d]);
+    }
+  }
+}
+
 constexpr KernelTable kGenericTable = {
     .isa = Isa::kGeneric,
     .quantize_activations_i8 = &QuantizeActivationsI8,
@@ -199,6 +229,9 @@ constexpr KernelTable kGenericTable = {
     .f32_dot = &F32Dot,
     .f16_to_f32 = &F16ToF32,
     .f32_to_f16 = &F32ToF16,
+    .read_sum = &ReadSum,
+    .f16_scores = &F16Scores,
+    .f16_accumulate_rows = &F16AccumulateRows,
 };
 
 }  // namespace

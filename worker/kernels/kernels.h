@@ -97,7 +97,9 @@ using I2SGemmI32Fn = void (*)(const uint8_t* w, int64_t k, int64_t row_begin, in
 using F16GemvFn = void (*)(const uint16_t* w, int64_t k, int64_t row_begin, int64_t row_end,
                            const float* x, float* y);
 
-// n tokens: x is [n][k] row-major; y[t * y_stride + r]. k % 32 == 0.
+// n tokens: x is [n][k] row-major; y[t * y_stride + r]. k % 32 == 0. The
+// summation order of one (row, token) depends on k only, so each token gets
+// exactly the bits F16GemvFn gives it alone, whatever n and the row range.
 using F16GemmFn = void (*)(const uint16_t* w, int64_t k, int64_t row_begin, int64_t row_end,
                            const float* x, int64_t n, float* y, int64_t y_stride);
 
@@ -122,6 +124,28 @@ using F32DotFn = float (*)(const float* a, const float* b, int64_t n);
 using F16ToF32Fn = void (*)(const uint16_t* src, float* dst, int64_t n);
 using F32ToF16Fn = void (*)(const float* src, uint16_t* dst, int64_t n);
 
+// Attention scores of n_q query vectors against `rows` F16 key rows
+// (row j at k + j * hd): out[g * out_stride + j] = sum_d q[g * hd + d] *
+// f32(k[j * hd + d]) for g < n_q, j < rows. Summed in F32 in an ISA-specific
+// order that depends on hd only, so a score never depends on rows, n_q or
+// where its row sits in the call. hd % 8 == 0, n_q >= 1, out_stride >= rows.
+using F16ScoresFn = void (*)(const uint16_t* k, int64_t rows, int64_t hd, const float* q,
+                             int64_t n_q, float* out, int64_t out_stride);
+
+// Probability-weighted sum of F16 value rows (row j at v + j * hd): for
+// g < n_q and d < hd, acc[g * hd + d] is updated for j = 0, 1, ..., rows - 1
+// in that order with acc = fma(p[g * p_stride + j], f32(v[j * hd + d]), acc),
+// one correctly rounded fused multiply-add, so every ISA gives the same bits
+// and a sum split over several calls equals one call.
+// hd % 8 == 0, n_q >= 1.
+using F16AccumulateRowsFn = void (*)(const uint16_t* v, int64_t rows, int64_t hd, const float* p,
+                                     int64_t p_stride, int64_t n_q, float* acc);
+
+// Sum of the n bytes p[0, n) as unsigned values (exact). A memory-read
+// bandwidth probe: it streams its input with the widest loads of the ISA, as
+// the decode kernels do. Any n >= 0.
+using ReadSumFn = uint64_t (*)(const uint8_t* p, int64_t n);
+
 // The kernels of one ISA. Tables are immutable and live for the whole
 // program; share the pointer freely between threads.
 struct KernelTable {
@@ -137,6 +161,9 @@ struct KernelTable {
   F32DotFn f32_dot;
   F16ToF32Fn f16_to_f32;
   F32ToF16Fn f32_to_f16;
+  ReadSumFn read_sum;
+  F16ScoresFn f16_scores;
+  F16AccumulateRowsFn f16_accumulate_rows;
 };
 
 // True if this CPU and OS can run `isa` (cpuid feature bits plus XCR0 state

@@ -6,6 +6,7 @@
 // Matrix-vector products rotate over enough copies of the weights (>= 256 MiB
 // in total) that every call reads them from memory, as decode does; the
 // matrix-matrix products reuse one copy, as prefill is compute-bound.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <random>
@@ -138,6 +139,41 @@ void BM_I8Gemm(benchmark::State& state, const KernelTable* kt, Shape shape, int6
               static_cast<double>(count) * static_cast<double>(n));
 }
 
+// One token's attention for one KV head of the 2B-4T shape (head_dim 128, 4
+// query heads per KV head) over `positions` cached positions: the scores
+// against F16 keys, then the probability-weighted F16 values. GB/s counts the
+// K and V bytes; the KV rotates over >= 256 MiB of copies so it comes from
+// memory, as at long context.
+void BM_Attention(benchmark::State& state, const KernelTable* kt, int64_t positions) {
+  constexpr int64_t kHd = 128, kGroup = 4;
+  const int64_t halves = positions * kHd;
+  const int64_t copies = std::max<int64_t>(1, kColdBytes / (4 * halves));
+  std::vector<uint16_t> kv(2 * halves * copies);
+  std::mt19937 rng(8);
+  for (auto& h : kv) h = static_cast<uint16_t>(((10 + rng() % 6) << 10) | (rng() % 1024));
+  std::vector<float> q(kGroup * kHd, 0.01f);
+  std::vector<float> p(kGroup * positions, 1.0f / static_cast<float>(positions));
+  std::vector<float> acc(kGroup * kHd);
+  int64_t copy = 0;
+  for (auto _ : state) {
+    const uint16_t* k = kv.data() + 2 * halves * copy;
+    kt->f16_scores(k, positions, kHd, q.data(), kGroup, p.data(), positions);
+    kt->f16_accumulate_rows(k + halves, positions, kHd, p.data(), positions, kGroup, acc.data());
+    benchmark::DoNotOptimize(acc.data());
+    benchmark::ClobberMemory();
+    copy = copy + 1 == copies ? 0 : copy + 1;
+  }
+  SetCounters(state, static_cast<double>(4 * halves),
+              2.0 * static_cast<double>(kGroup * halves));
+}
+
+// The bandwidth probe's kernel over 256 MiB.
+void BM_ReadSum(benchmark::State& state, const KernelTable* kt) {
+  const std::vector<uint8_t> buffer = RandomBytes(kColdBytes, 9);
+  for (auto _ : state) benchmark::DoNotOptimize(kt->read_sum(buffer.data(), kColdBytes));
+  SetCounters(state, static_cast<double>(kColdBytes), 0.0);
+}
+
 void BM_Quantize(benchmark::State& state, const KernelTable* kt, int64_t k) {
   std::vector<float> x(k);
   std::mt19937 rng(4);
@@ -164,6 +200,14 @@ void RegisterAll() {
     for (int64_t k : {2560, 6912}) {
       benchmark::RegisterBenchmark((prefix + "Quantize/k=" + std::to_string(k)).c_str(),
                                    BM_Quantize, kt, k);
+    }
+    benchmark::RegisterBenchmark((prefix + "ReadSum/256MiB").c_str(), BM_ReadSum, kt)
+        ->Unit(benchmark::kMillisecond);
+    for (int64_t positions : {128, 4096}) {
+      benchmark::RegisterBenchmark(
+          (prefix + "Attention/hd=128/group=4/positions=" + std::to_string(positions)).c_str(),
+          BM_Attention, kt, positions)
+          ->Unit(benchmark::kMicrosecond);
     }
     for (const Shape& s : kI2SShapes) {
       const std::string shape =

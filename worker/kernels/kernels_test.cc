@@ -425,6 +425,11 @@ TEST_P(KernelsTest, F16GemmMatchesReference) {
             if (t == 0) {
               EXPECT_NEAR(y_gemv[r], exact, bound) << "gemv r=" << r;
             }
+            // Each token gets the bits of its own gemv.
+            std::vector<float> alone(m, -7.0f);
+            kt_->f16_gemv(w.data(), k, r, r + 1, x.data() + t * k, alone.data());
+            EXPECT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(alone[r]))
+                << "t=" << t << " r=" << r;
           }
         }
         if (begin > 0) {
@@ -513,6 +518,105 @@ TEST_P(KernelsTest, F32ToF16RoundsToNearestEven) {
   kt_->f16_to_f32(halves.data(), widened.data(), static_cast<int64_t>(halves.size()));
   kt_->f32_to_f16(widened.data(), back.data(), static_cast<int64_t>(back.size()));
   EXPECT_EQ(back, halves);
+}
+
+std::vector<uint16_t> RandomHalves(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+  std::vector<float> f(n);
+  for (float& x : f) x = u(rng);
+  std::vector<uint16_t> h(n);
+  KernelsFor(Isa::kGeneric)->f32_to_f16(f.data(), h.data(), n);
+  return h;
+}
+
+// Scores: within float rounding of the exact dot product, and a row's score
+// does not depend on the rows or queries it is computed with.
+TEST_P(KernelsTest, F16ScoresMatchReferenceAndDoNotDependOnTheCall) {
+  for (int64_t hd : {8, 64, 128}) {
+    for (int64_t n_q : {1, 2, 3, 4, 5, 8}) {
+      const int64_t rows = 13;
+      const std::vector<uint16_t> k = RandomHalves(rows * hd, 3 + hd);
+      std::vector<float> q(n_q * hd);
+      std::mt19937 rng(5 + n_q);
+      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+      for (float& x : q) x = u(rng);
+      const int64_t stride = rows + 3;
+      std::vector<float> out(n_q * stride, -7.0f);
+      kt_->f16_scores(k.data(), rows, hd, q.data(), n_q, out.data(), stride);
+      for (int64_t g = 0; g < n_q; ++g) {
+        for (int64_t j = 0; j < rows; ++j) {
+          double exact = 0.0, magnitude = 0.0;
+          for (int64_t d = 0; d < hd; ++d) {
+            const double term = static_cast<double>(q[g * hd + d]) * HalfToDouble(k[j * hd + d]);
+            exact += term;
+            magnitude += std::fabs(term);
+          }
+          EXPECT_NEAR(out[g * stride + j], exact, hd * kFloatSumErrorPerTerm * magnitude + 1e-30)
+              << "hd " << hd << " n_q " << n_q << " g " << g << " j " << j;
+          // Alone: one row, one query.
+          float alone = 0.0f;
+          kt_->f16_scores(k.data() + j * hd, 1, hd, q.data() + g * hd, 1, &alone, 1);
+          EXPECT_EQ(std::bit_cast<uint32_t>(alone), std::bit_cast<uint32_t>(out[g * stride + j]));
+        }
+        for (int64_t j = rows; j < stride; ++j) EXPECT_EQ(out[g * stride + j], -7.0f);
+      }
+    }
+  }
+}
+
+// Accumulation: the documented fused multiply-add in row order, so every ISA
+// matches generic bit for bit and split calls equal one call.
+TEST_P(KernelsTest, F16AccumulateRowsIsBitExactWithGenericAndSplittable) {
+  for (int64_t hd : {8, 64, 128}) {
+    for (int64_t n_q : {1, 3, 4, 6}) {
+      const int64_t rows = 21;
+      const std::vector<uint16_t> v = RandomHalves(rows * hd, 9 + hd);
+      const int64_t stride = rows + 2;
+      std::vector<float> p(n_q * stride);
+      std::mt19937 rng(11 + n_q);
+      std::uniform_real_distribution<float> u(0.0f, 1.0f);
+      for (float& x : p) x = u(rng);
+      std::vector<float> init(n_q * hd);
+      for (float& x : init) x = u(rng) - 0.5f;
+      std::vector<float> ours = init, reference = init, split = init;
+      kt_->f16_accumulate_rows(v.data(), rows, hd, p.data(), stride, n_q, ours.data());
+      generic_->f16_accumulate_rows(v.data(), rows, hd, p.data(), stride, n_q, reference.data());
+      kt_->f16_accumulate_rows(v.data(), 5, hd, p.data(), stride, n_q, split.data());
+      kt_->f16_accumulate_rows(v.data() + 5 * hd, rows - 5, hd, p.data() + 5, stride, n_q,
+                               split.data());
+      // The definition, spelled out.
+      std::vector<float> manual = init;
+      for (int64_t j = 0; j < rows; ++j) {
+        for (int64_t g = 0; g < n_q; ++g) {
+          for (int64_t d = 0; d < hd; ++d) {
+            manual[g * hd + d] = std::fma(p[g * stride + j],
+                                          static_cast<float>(HalfToDouble(v[j * hd + d])),
+                                          manual[g * hd + d]);
+          }
+        }
+      }
+      EXPECT_EQ(0, std::memcmp(ours.data(), reference.data(), ours.size() * sizeof(float)))
+          << "hd " << hd << " n_q " << n_q;
+      EXPECT_EQ(0, std::memcmp(ours.data(), split.data(), ours.size() * sizeof(float)));
+      EXPECT_EQ(0, std::memcmp(ours.data(), manual.data(), ours.size() * sizeof(float)));
+    }
+  }
+}
+
+TEST_P(KernelsTest, ReadSumIsExactForEveryLengthAndOffset) {
+  std::mt19937 rng(77);
+  std::vector<uint8_t> bytes(4096 + 64);
+  for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
+  std::fill(bytes.begin() + 1000, bytes.begin() + 1600, 0xff);  // the largest bytes
+  for (int64_t offset : {0, 1, 31}) {
+    for (int64_t n : {0, 1, 31, 127, 128, 255, 256, 257, 1000, 4096}) {
+      uint64_t expected = 0;
+      for (int64_t i = 0; i < n; ++i) expected += bytes[offset + i];
+      EXPECT_EQ(kt_->read_sum(bytes.data() + offset, n), expected)
+          << "offset " << offset << " n " << n;
+    }
+  }
 }
 
 TEST_P(KernelsTest, TableReportsItsIsa) { EXPECT_EQ(kt_->isa, GetParam()); }
