@@ -669,3 +669,52 @@ TEST(RouterClusterTest, RouterOverheadOnTimeToFirstToken) {
 
 }  // namespace
 }  // namespace wf
+
+namespace wf {
+namespace {
+
+// A client that reads the first SSE bytes of a long generation and hangs up:
+// the router must cancel the upstream stream, so the worker frees the slot
+// long before max_tokens would be reached.
+TEST(RouterClusterTest, ClientDisconnectCancelsTheWorkersGeneration) {
+  absl::StatusOr<Cluster> c = StartCluster(1, {{}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::string model = ModelName(*c->routers[0]);
+  ASSERT_FALSE(model.empty());
+  const std::string body = CompletionBody(model, RandomIds(16, 77), 3000, /*stream=*/true);
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(c->routers[0]->http_port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string req = absl::StrCat("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
+                                       "Content-Length: ", body.size(), "\r\n\r\n", body);
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  // Wait (bounded) for the first streamed bytes: the generation is running.
+  std::string got;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (got.find("data:") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ASSERT_NE(got.find("data:"), std::string::npos) << got;
+  EXPECT_EQ(CurrentLoad(*c->workers[0]).running(), 1);
+  ::close(fd);
+  // The worker's slot frees within a bounded time, far before 3000 tokens.
+  bool freed = false;
+  for (int i = 0; i < 500 && !freed; ++i) {
+    freed = CurrentLoad(*c->workers[0]).running() == 0;
+    if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(freed);
+  EXPECT_LT(GenerationTokens(*c->workers[0]), 3000);
+}
+
+}  // namespace
+}  // namespace wf
