@@ -487,7 +487,8 @@ class WorkerContractTest(unittest.TestCase):
             first = next(gen_call)
             self.assertGreater(len(first.tokens), 0)
             self.assertFalse(first.finished)
-            read_until(load_call, lambda r: r.load.running >= 1, "running >= 1 during the generation")
+            # Cancel at once: the tiny model generates 4000 tokens in about a
+            # second, so waiting for a load report first could let it finish.
             gen_call.cancel()
             with self.assertRaises(grpc.RpcError) as cm:
                 for _ in gen_call:
