@@ -1,7 +1,5 @@
 #include "router/http/http_server.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -998,23 +996,5 @@ int HttpServer::port() const { return core_->port(); }
 void HttpServer::Stop() { core_->Stop(); }
 
 size_t HttpServer::active_connections() const { return core_->active_connections(); }
-
-absl::StatusOr<size_t> RaiseOpenFileLimit(size_t wanted) {
-  struct rlimit limit;
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    return absl::InternalError(std::string("getrlimit(RLIMIT_NOFILE): ") + std::strerror(errno));
-  }
-  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted) {
-    rlim_t target = static_cast<rlim_t>(wanted);
-    if (limit.rlim_max != RLIM_INFINITY && target > limit.rlim_max) target = limit.rlim_max;
-    limit.rlim_cur = target;
-    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-      return absl::InternalError(std::string("setrlimit(RLIMIT_NOFILE, ") +
-                                 std::to_string(target) + "): " + std::strerror(errno));
-    }
-  }
-  return limit.rlim_cur == RLIM_INFINITY ? std::numeric_limits<size_t>::max()
-                                         : static_cast<size_t>(limit.rlim_cur);
-}
 
 }  // namespace wf::router::http
