@@ -105,19 +105,6 @@ std::vector<double> AllGenerationTokens(const Cluster& c) {
   return v;
 }
 
-v1::Load CurrentLoad(WorkerProcess& w) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::WatchLoadRequest req;
-  req.set_include_kv_events(false);
-  auto reader = w.stub().WatchLoad(&ctx, req);
-  v1::LoadReport report;
-  if (!reader->Read(&report)) return {};
-  ctx.TryCancel();
-  (void)reader->Finish();
-  return report.load();
-}
-
 // Waits (bounded) until no worker runs or queues anything, then a few report
 // periods so that every router has seen the final state (and KV events).
 void Settle(Cluster& c) {
@@ -125,7 +112,7 @@ void Settle(Cluster& c) {
   for (auto& w : c.workers) {
     if (!w) continue;
     while (std::chrono::steady_clock::now() < deadline) {
-      const v1::Load l = CurrentLoad(*w);
+      const v1::Load l = w->CurrentLoad();
       if (l.running() == 0 && l.waiting() == 0) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
@@ -704,12 +691,12 @@ TEST(RouterClusterTest, ClientDisconnectCancelsTheWorkersGeneration) {
     got.append(buf, static_cast<size_t>(n));
   }
   ASSERT_NE(got.find("data:"), std::string::npos) << got;
-  EXPECT_EQ(CurrentLoad(*c->workers[0]).running(), 1);
+  EXPECT_EQ(c->workers[0]->CurrentLoad().running(), 1);
   ::close(fd);
   // The worker's slot frees within a bounded time, far before 3000 tokens.
   bool freed = false;
   for (int i = 0; i < 500 && !freed; ++i) {
-    freed = CurrentLoad(*c->workers[0]).running() == 0;
+    freed = c->workers[0]->CurrentLoad().running() == 0;
     if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_TRUE(freed);

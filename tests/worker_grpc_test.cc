@@ -71,24 +71,11 @@ std::vector<int32_t> RandomIds(int n, uint64_t seed, int vocab = 2048) {
   return ids;
 }
 
-v1::Load CurrentLoad(v1::Worker::Stub& stub) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::WatchLoadRequest req;
-  req.set_include_kv_events(false);
-  auto reader = stub.WatchLoad(&ctx, req);
-  v1::LoadReport report;
-  if (!reader->Read(&report)) return {};
-  ctx.TryCancel();
-  (void)reader->Finish();
-  return report.load();
-}
-
 // Waits (bounded) until the worker reports nothing running or waiting.
-bool WaitIdle(v1::Worker::Stub& stub, std::chrono::seconds limit = std::chrono::seconds(20)) {
+bool WaitIdle(WorkerProcess& worker, std::chrono::seconds limit = std::chrono::seconds(20)) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {
-    v1::Load l = CurrentLoad(stub);
+    v1::Load l = worker.CurrentLoad();
     if (l.running() == 0 && l.waiting() == 0) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -179,7 +166,7 @@ TEST(WorkerGrpcTest, SharedPrefixIsReusedAndOutputMatchesAColdWorker) {
   Result rb_cold2 = Generate(cold->stub(), IdsRequest(b, 8));
   EXPECT_EQ(rb_cold2.final.usage().cached_prompt_tokens(), 0);
   EXPECT_EQ(rb_cold2.tokens, rb_cold.tokens);
-  EXPECT_EQ(CurrentLoad(cold->stub()).kv_cached_blocks(), 0);
+  EXPECT_EQ(cold->CurrentLoad().kv_cached_blocks(), 0);
 
   // The whole prompt cached: at least its last token is recomputed.
   Result again = Generate(warm->stub(), IdsRequest(b, 8));
@@ -195,12 +182,12 @@ TEST(WorkerGrpcTest, CancellationFreesTheSlotMidDecodeAndMidPrefill) {
     auto reader = worker->stub().Generate(&ctx, IdsRequest(RandomIds(10, 5), 3000));
     v1::GenerateResponse resp;
     ASSERT_TRUE(reader->Read(&resp));  // decoding
-    EXPECT_EQ(CurrentLoad(worker->stub()).running(), 1);
+    EXPECT_EQ(worker->CurrentLoad().running(), 1);
     ctx.TryCancel();
     while (reader->Read(&resp)) {
     }
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
-    EXPECT_TRUE(WaitIdle(worker->stub()));
+    EXPECT_TRUE(WaitIdle(*worker));
   }
   {
     // 3000 prompt tokens at 16 per step: a long prefill, cancelled early.
@@ -210,15 +197,15 @@ TEST(WorkerGrpcTest, CancellationFreesTheSlotMidDecodeAndMidPrefill) {
     const auto t0 = std::chrono::steady_clock::now();
     bool seen_running = false;
     while (!seen_running && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)) {
-      seen_running = CurrentLoad(worker->stub()).running() == 1;
+      seen_running = worker->CurrentLoad().running() == 1;
     }
     ASSERT_TRUE(seen_running);
     ctx.TryCancel();
     v1::GenerateResponse resp;
     EXPECT_FALSE(reader->Read(&resp));
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
-    EXPECT_TRUE(WaitIdle(worker->stub(), std::chrono::seconds(5)));
-    v1::Load l = CurrentLoad(worker->stub());
+    EXPECT_TRUE(WaitIdle(*worker, std::chrono::seconds(5)));
+    v1::Load l = worker->CurrentLoad();
     EXPECT_EQ(l.kv_used_blocks(), 0);
   }
   {
@@ -258,7 +245,7 @@ TEST(WorkerGrpcTest, LimitsAndMalformedRequests) {
   ASSERT_TRUE(r1->Read(&resp));
   auto r2 = worker->stub().Generate(&c2, IdsRequest(RandomIds(4, 2), 120));
   const auto t0 = std::chrono::steady_clock::now();
-  while (CurrentLoad(worker->stub()).waiting() != 1 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)) {
+  while (worker->CurrentLoad().waiting() != 1 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)) {
   }
   Result r3 = Generate(worker->stub(), IdsRequest(RandomIds(4, 3), 4));
   EXPECT_EQ(r3.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
@@ -271,7 +258,7 @@ TEST(WorkerGrpcTest, LimitsAndMalformedRequests) {
   }
   (void)r1->Finish();
   (void)r2->Finish();
-  ASSERT_TRUE(WaitIdle(worker->stub()));
+  ASSERT_TRUE(WaitIdle(*worker));
 
   struct Case {
     v1::GenerateRequest req;
@@ -355,7 +342,7 @@ TEST(WorkerGrpcTest, WatchLoadReproducesTheCacheAfterARandomWorkload) {
     });
   }
   for (auto& t : clients) t.join();
-  ASSERT_TRUE(WaitIdle(worker->stub()));
+  ASSERT_TRUE(WaitIdle(*worker));
 
   // A fresh subscription's snapshot is the worker's truth now.
   grpc::ClientContext sctx;

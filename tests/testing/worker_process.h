@@ -80,6 +80,20 @@ class WorkerProcess {
   wrinklefree::v1::Worker::Stub& stub() { return *stub_; }
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
   ChildProcess& child() { return child_; }
+  // The worker's load now: the first report of a fresh WatchLoad
+  // subscription (empty if none arrives within 10 s).
+  wrinklefree::v1::Load CurrentLoad() {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    wrinklefree::v1::WatchLoadRequest req;
+    req.set_include_kv_events(false);
+    auto reader = stub_->WatchLoad(&ctx, req);
+    wrinklefree::v1::LoadReport report;
+    if (!reader->Read(&report)) return {};
+    ctx.TryCancel();
+    (void)reader->Finish();
+    return report.load();
+  }
   // Reads the next stdout line (e.g. "wf_worker: stopped").
   absl::StatusOr<std::string> ReadLine(std::chrono::milliseconds timeout) { return child_.ReadLine(timeout); }
 
