@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define WF_QUANT_X86 1
 #endif
@@ -88,7 +89,13 @@ __attribute__((target("avx,f16c"))) void F32ToF16F16C(const float* src, uint16_t
 
 bool HasF16C() {
   // __builtin_cpu_supports("avx") also checks that the OS saves YMM state.
-  static const bool has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  // F16C comes from CPUID leaf 1 (ECX bit 29) directly: clang 14 does not
+  // accept "f16c" in __builtin_cpu_supports.
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 &&
+           (ecx & bit_F16C) != 0;
+  }();
   return has;
 }
 
