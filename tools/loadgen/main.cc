@@ -1,4 +1,5 @@
 // wf_loadgen: drives concurrent Generate streams against a worker's gRPC API
+// (or, with --http, requests against routers' OpenAI HTTP API; http_main.cc)
 // and prints throughput and latency figures (see tools/loadgen/README.md).
 #include <cstdio>
 #include <functional>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "common/flags.h"
+#include "tools/loadgen/http_main.h"
 #include "tools/loadgen/loadgen.h"
 
 namespace {
@@ -21,6 +23,7 @@ int Usage(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (wf::loadgen::WantsHttpMode(argc, argv)) return wf::loadgen::HttpMain(argc, argv);
   wf::loadgen::LoadgenConfig config;
   std::string concurrency_list = "1";
   int64_t requests_per_stream = 4, warmup_requests = 1, seed = -1;
@@ -54,7 +57,9 @@ int main(int argc, char** argv) {
       "Figures per run: requests ok/failed (by status code), generated tok/s (all generated tokens /\n"
       "wall time, prefill included), req/s, TTFT, inter-token latency and end-to-end percentiles,\n"
       "cached prompt tokens. Exit status: 0 when every request succeeded, 3 when some failed (figures\n"
-      "are still printed), 1 when the target cannot be used, 2 on bad usage.");
+      "are still printed), 1 when the target cannot be used, 2 on bad usage.\n"
+      "HTTP mode (routers' OpenAI API, SSE): wf_loadgen --http --urls http://HOST:PORT[,...]; see\n"
+      "wf_loadgen --http --help.");
   if (absl::Status s = flags.Parse(argc, argv); !s.ok()) return Usage(std::string(s.message()));
   if (flags.help()) {
     std::cout << flags.Help();
