@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
       "/detokenize; GET /v1/models, /health (liveness), /ready (503 until a worker is healthy), /metrics.\n"
       "gRPC port: wrinklefree.v1.Router (proto/wrinklefree/v1/router.proto), grpc.health.v1, reflection.\n"
       "Environment: WF_API_KEYS=k1,k2 adds API keys (Authorization: Bearer KEY).\n"
+      "Security: without a key only /health, /ready and /metrics answer; keys are never logged.\n"
+      "TLS: --tls-cert-file/--tls-key-file serve HTTPS and a TLS gRPC front; --worker-tls-ca-file\n"
+      "connects to TLS workers (wf_worker --tls-cert-file/--tls-key-file). See router/README.md.\n"
       "SIGTERM/SIGINT: stop accepting, finish streams in flight (up to 10 s), exit 0.\n"
       "Exit status: 0 on success, 1 on a runtime error (the message names it), 2 on bad usage.");
   absl::Status parsed = flags.Parse(argc, argv);

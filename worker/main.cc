@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
       "Serving: flags override the --config YAML file (keys = flag names with '_'; see\n"
       "worker/service/worker.example.yaml). SIGTERM drains: health NOT_SERVING, new requests\n"
       "UNAVAILABLE, running ones finish within --drain-timeout-seconds, then exit 0.\n"
+      "Security: the worker reads only the --model-path file (and --config, TLS files) at start-up;\n"
+      "no RPC names a file. Serve TLS with --tls-cert-file/--tls-key-file (PEM; routers then need\n"
+      "--worker-tls-ca-file). Without TLS, keep the gRPC port on a private network: it has no\n"
+      "authentication of its own.\n"
       "Environment: BITNET_FORCE_ISA=generic|avx2|avx512 forces a kernel set (an ISA this CPU lacks is an error).\n"
       "Exit status: 0 on success, 1 on a runtime error (the message names it), 2 on bad usage.");
   absl::Status parsed = flags.Parse(argc, argv);

@@ -47,7 +47,11 @@ class WorkerPool::Worker {
     // Own subchannels: a worker's connection state never leaks into another
     // channel to the same address (e.g. after a removal and re-add).
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channel_ = grpc::CreateCustomChannel(id_, grpc::InsecureChannelCredentials(), args);
+    if (o.channel_credentials != nullptr && !o.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(o.tls_server_name);
+    }
+    channel_ = grpc::CreateCustomChannel(
+        id_, o.channel_credentials != nullptr ? o.channel_credentials : grpc::InsecureChannelCredentials(), args);
     stub_ = v1::Worker::NewStub(channel_);
     breaker_ = CircuitBreaker(o.breaker);
     thread_ = std::thread([this] { Run(); });
@@ -117,6 +121,11 @@ class WorkerPool::Worker {
     return s;
   }
 
+  bool Silent(absl::Time now, absl::Duration limit) const {
+    absl::ReaderMutexLock lock(&mu_);
+    return SilentLocked(now, limit);
+  }
+
   std::vector<uint64_t> CachedHashes() const {
     absl::ReaderMutexLock lock(&mu_);
     std::vector<uint64_t> out(cached_.begin(), cached_.end());
@@ -145,8 +154,15 @@ class WorkerPool::Worker {
   bool HealthyLocked(absl::Time now) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     const WorkerPoolOptions& o = pool_->options_;
     return connected_ && model_accepted_ && !load_.draining() &&
-           now - last_report_ <= o.stale_reports * absl::Milliseconds(o.report_interval_ms) &&
+           !SilentLocked(now, o.stale_reports * absl::Milliseconds(o.report_interval_ms)) &&
            breaker_.AllowsDispatch(now);
+  }
+
+  // No report for longer than `limit` while the pool kept receiving other
+  // workers' reports. When all reports are late alike, the router itself fell
+  // behind (CPU starvation) and no worker is blamed: the freshest never is.
+  bool SilentLocked(absl::Time now, absl::Duration limit) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return now - last_report_ > limit && pool_->NewestReport() - last_report_ > limit;
   }
 
   void Run() {
@@ -159,7 +175,14 @@ class WorkerPool::Worker {
       if (stopping_) return;
       if (r == ReportResult::kResync) continue;  // A fresh snapshot, at once.
       if (got_report) backoff = o.reconnect_backoff_initial;
-      mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
+      // Out of the backoff as soon as the channel has connected (a restarted
+      // worker): the channel keeps its own reconnect schedule, and waiting
+      // for both in turn would add the two up.
+      const absl::Time until = absl::Now() + backoff;
+      for (absl::Duration left = backoff; left > absl::ZeroDuration() && !stopping_; left = until - absl::Now()) {
+        mu_.AwaitWithTimeout(absl::Condition(&stopping_), std::min(left, absl::Milliseconds(20)));
+        if (channel_->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) break;
+      }
       if (stopping_) return;
       backoff = std::min(backoff * 2, o.reconnect_backoff_max);
     }
@@ -197,6 +220,17 @@ class WorkerPool::Worker {
     if (!stopping_ && result != ReportResult::kResync) {
       WF_LOG(INFO) << "worker " << id_ << ": WatchLoad ended (" << static_cast<int>(status.error_code()) << " "
                    << status.error_message() << "); reconnecting";
+    }
+    // Once per outage, louder: a worker never reached is often a plaintext
+    // or TLS mismatch, which the gRPC message alone does not say.
+    if (*got_report) {
+      warned_unreachable_ = false;
+    } else if (!stopping_ && !warned_unreachable_ && status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      warned_unreachable_ = true;
+      WF_LOG(WARNING) << "worker " << id_ << ": cannot reach it over "
+                      << (pool_->options_.channel_credentials != nullptr ? "TLS" : "plaintext") << " gRPC ("
+                      << status.error_message() << "); check the address, and that router and worker agree on TLS "
+                      << "(--worker-tls-ca-file here, --tls-cert-file there)";
     }
     return result == ReportResult::kResync ? result : ReportResult::kFail;
   }
@@ -259,6 +293,7 @@ class WorkerPool::Worker {
     }
     if (report.has_load()) load_ = report.load();
     last_report_ = now;
+    pool_->NoteReport(now);
     connected_ = true;
     const absl::Time absorbed_before = now - pool_->options_.pending_grace;
     while (!pending_.empty() && pending_.front() <= absorbed_before) pending_.pop_front();
@@ -325,6 +360,7 @@ class WorkerPool::Worker {
   grpc::ClientContext* unary_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Time stream_started_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
+  bool warned_unreachable_ ABSL_GUARDED_BY(mu_) = false;
   std::string instance_id_ ABSL_GUARDED_BY(mu_);
   bool model_accepted_ ABSL_GUARDED_BY(mu_) = false;
   bool model_mismatch_ ABSL_GUARDED_BY(mu_) = false;
@@ -596,6 +632,26 @@ std::vector<WorkerStatus> WorkerPool::Status() const {
   std::vector<WorkerStatus> out;
   for (const auto& w : Snapshot()) out.push_back(w->Status(now));
   return out;
+}
+
+std::vector<std::string> WorkerPool::SilentWorkers(absl::Duration silence) const {
+  const absl::Time now = absl::Now();
+  std::vector<std::string> out;
+  for (const auto& w : Snapshot()) {
+    if (w->Silent(now, silence)) out.push_back(w->id());
+  }
+  return out;
+}
+
+void WorkerPool::NoteReport(absl::Time at) {
+  const int64_t us = absl::ToUnixMicros(at);
+  int64_t seen = newest_report_us_.load(std::memory_order_relaxed);
+  while (seen < us && !newest_report_us_.compare_exchange_weak(seen, us, std::memory_order_relaxed)) {
+  }
+}
+
+absl::Time WorkerPool::NewestReport() const {
+  return absl::FromUnixMicros(newest_report_us_.load(std::memory_order_relaxed));
 }
 
 std::vector<uint64_t> WorkerPool::CachedHashes(std::string_view id) const {

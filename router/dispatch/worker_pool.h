@@ -21,10 +21,13 @@
 // (name, architecture, vocabulary size, KV block size or hash scheme, chat
 // format, BOS policy, pre-tokenizer) is logged once and never healthy.
 //
-// A worker is healthy when its stream is up, its model is accepted, its
-// latest report is newer than stale_reports x report_interval, it is not
+// A worker is healthy when its stream is up, its model is accepted, it is not
+// silent (see SilentWorkers: no report for longer than stale_reports x
+// report_interval while other workers' reports keep arriving), it is not
 // draining, and its circuit breaker lets requests through. A stream silent
-// for longer than stream_idle_timeout is cancelled and reopened.
+// for longer than stream_idle_timeout is cancelled and reopened; a stream
+// that ended is reopened after a backoff, or as soon as the worker's channel
+// connects again.
 //
 // "pending" counts requests this router dispatched (MarkDispatched) that no
 // later report can reflect yet: a dispatch is taken as included in the first
@@ -48,6 +51,7 @@
 #ifndef WF_ROUTER_DISPATCH_WORKER_POOL_H_
 #define WF_ROUTER_DISPATCH_WORKER_POOL_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -95,10 +99,15 @@ struct WorkerPoolOptions {
   int stale_reports = 3;         // Unhealthy after this many intervals without a report, >= 1.
   absl::Duration stream_idle_timeout = absl::Seconds(2);  // Reopen a silent stream after this.
   absl::Duration reconnect_backoff_initial = absl::Milliseconds(50);
-  absl::Duration reconnect_backoff_max = absl::Seconds(2);
+  absl::Duration reconnect_backoff_max = absl::Seconds(1);  // Also the channel's reconnect backoff limit.
   absl::Duration rpc_timeout = absl::Seconds(10);  // GetModelInfo.
   absl::Duration pending_grace = absl::Milliseconds(20);
   int max_message_bytes = 64 << 20;  // ModelInfo with a 128k vocabulary is several MB.
+  // Credentials of every worker channel; null = plaintext. With TLS,
+  // `tls_server_name` (non-empty) replaces each address's host as the name
+  // the worker's certificate must hold.
+  std::shared_ptr<grpc::ChannelCredentials> channel_credentials;
+  std::string tls_server_name;
 
   CircuitBreakerOptions breaker;
   // Non-empty: only workers serving this model name are accepted.
@@ -164,6 +173,12 @@ class WorkerPool {
   // The mirrored cached hashes of `id`, sorted (empty if unknown).
   std::vector<uint64_t> CachedHashes(std::string_view id) const;
 
+  // Ids of the workers that sent no load report for longer than `silence`
+  // while the pool kept receiving other workers' reports (stopped or hung;
+  // never reported counts as silent), sorted. When every report is late
+  // alike, it is the router that fell behind, and no worker is listed.
+  std::vector<std::string> SilentWorkers(absl::Duration silence) const;
+
  private:
   class Worker;
   struct Entry {
@@ -183,12 +198,16 @@ class WorkerPool {
   // when the pool has no model yet (offer one with OfferModel, then ask again).
   std::optional<std::string> MatchModel(const wrinklefree::v1::ModelInfo& info, bool* need_model) const;
   void OfferModel(wrinklefree::v1::ModelInfo info);
+  // The latest report of any worker, against which silence is judged.
+  void NoteReport(absl::Time at);
+  absl::Time NewestReport() const;
 
   const WorkerPoolOptions options_;
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, Entry> workers_ ABSL_GUARDED_BY(mu_);
   std::optional<wrinklefree::v1::ModelInfo> model_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> newest_report_us_{0};  // NoteReport()
   std::thread housekeeping_;
 };
 

@@ -225,7 +225,8 @@ TEST(WorkerPoolTest, KilledWorkerTurnsUnhealthyAndComesBackFresh) {
 }
 
 // A hung worker (SIGSTOP) keeps its TCP connection but stops reporting: it
-// turns unhealthy by staleness, and healthy again once it resumes.
+// turns unhealthy (alone in the pool, once the idle watchdog has closed its
+// stream), and healthy again once it resumes.
 TEST(WorkerPoolTest, SilentWorkerTurnsStaleAndRecovers) {
   ASSERT_OK_AND_ASSIGN(auto w0, WorkerProcess::Start());
   WorkerPoolOptions o = FastOptions();
@@ -245,6 +246,29 @@ TEST(WorkerPoolTest, SilentWorkerTurnsStaleAndRecovers) {
   EXPECT_TRUE(reopened);
   ASSERT_THAT(pool->WaitForHealthy(1, kPatience), IsOk());
   EXPECT_EQ(StatusOf(*pool, w0->address())->restarts, 0) << "same process, same instance";
+}
+
+// Of two workers, the stopped one is listed silent (the other keeps
+// reporting) and unhealthy; once resumed, none is.
+TEST(WorkerPoolTest, SilentWorkersListsTheStoppedOneOnly) {
+  ASSERT_OK_AND_ASSIGN(auto w0, WorkerProcess::Start());
+  ASSERT_OK_AND_ASSIGN(auto w1, WorkerProcess::Start());
+  WorkerPoolOptions o = FastOptions();
+  o.static_workers = {w0->address(), w1->address()};
+  ASSERT_OK_AND_ASSIGN(auto pool, WorkerPool::Create(o));
+  ASSERT_THAT(pool->WaitForHealthy(2, kPatience), IsOk());
+  const absl::Duration silence = absl::Milliseconds(300);
+  EXPECT_TRUE(pool->SilentWorkers(silence).empty());
+  w1->child().Signal(SIGSTOP);
+  const bool listed = Eventually([&] { return pool->SilentWorkers(silence) == std::vector{w1->address()}; });
+  const bool unhealthy = !ViewOf(pool->Views({}), w1->address())->healthy;
+  const bool other_healthy = ViewOf(pool->Views({}), w0->address())->healthy;
+  w1->child().Signal(SIGCONT);
+  EXPECT_TRUE(listed);
+  EXPECT_TRUE(unhealthy);
+  EXPECT_TRUE(other_healthy);
+  EXPECT_TRUE(Eventually([&] { return pool->SilentWorkers(silence).empty(); }));
+  ASSERT_THAT(pool->WaitForHealthy(2, kPatience), IsOk());
 }
 
 TEST(WorkerPoolTest, DnsNameResolvesToTheWorker) {

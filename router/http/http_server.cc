@@ -33,6 +33,7 @@
 
 #include "common/log.h"
 #include "router/http/internal/http_wire.h"
+#include "router/http/internal/transport.h"
 
 namespace wf::router::http {
 
@@ -73,19 +74,6 @@ using internal::StatusHasNoBody;
 
 }  // namespace
 
-std::optional<std::string_view> Request::Header(std::string_view name) const {
-  for (const auto& [key, value] : headers) {
-    if (IEquals(key, name)) return std::string_view(value);
-  }
-  return std::nullopt;
-}
-
-std::string_view Request::query() const {
-  size_t q = target.find('?');
-  if (q == std::string::npos) return {};
-  return std::string_view(target).substr(q + 1);
-}
-
 namespace internal {
 
 class Connection;
@@ -104,11 +92,13 @@ struct OutItem {
 class ConnectionWriter final : public ResponseWriter,
                                public std::enable_shared_from_this<ConnectionWriter> {
  public:
+  // `head_only`: the answer to a HEAD request, whose body is never sent.
   ConnectionWriter(std::weak_ptr<Connection> connection, int version, bool keep_alive,
-                   size_t max_queued_bytes)
+                   bool head_only, size_t max_queued_bytes)
       : connection_(std::move(connection)),
         version_(version),
         keep_alive_(keep_alive),
+        head_only_(head_only),
         max_queued_bytes_(max_queued_bytes) {}
 
   void Send(int status, Headers headers, std::string body) override;
@@ -133,6 +123,7 @@ class ConnectionWriter final : public ResponseWriter,
   const std::weak_ptr<Connection> connection_;
   const int version_;
   const bool keep_alive_;
+  const bool head_only_;
   const size_t max_queued_bytes_;
 
   mutable std::mutex mu_;
@@ -148,9 +139,11 @@ class ConnectionWriter final : public ResponseWriter,
 
 class ServerCore {
  public:
-  ServerCore(ServerOptions options, Handler handler)
+  // `tls` null: plain HTTP.
+  ServerCore(ServerOptions options, Handler handler, std::unique_ptr<asio::ssl::context> tls)
       : options_(std::move(options)),
         handler_(std::move(handler)),
+        tls_(std::move(tls)),
         work_(asio::make_work_guard(ioc_)),
         acceptor_strand_(asio::make_strand(ioc_)),
         acceptor_(acceptor_strand_),
@@ -166,6 +159,7 @@ class ServerCore {
   size_t active_connections() const { return admitted_.load(std::memory_order_relaxed); }
   const ServerOptions& options() const { return options_; }
   const Handler& handler() const { return handler_; }
+  asio::ssl::context* tls() const { return tls_.get(); }
   bool stopping() const {
     std::lock_guard<std::mutex> lock(mu_);
     return stopping_;
@@ -178,6 +172,7 @@ class ServerCore {
 
   const ServerOptions options_;
   const Handler handler_;
+  const std::unique_ptr<asio::ssl::context> tls_;  // outlives every connection's stream
   // Declared first so that it is destroyed last: everything below holds
   // executors or handlers that refer to it.
   asio::io_context ioc_;
@@ -207,7 +202,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       : core_(core),
         admitted_(admitted),
         executor_(socket.get_executor()),
-        socket_(std::move(socket)),
+        stream_(std::move(socket), core->tls()),
         timer_(executor_),
         buffer_(core->options().max_header_bytes + 8192) {}
 
@@ -244,14 +239,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnWrite(const error_code& ec);
   void AfterResponse();
 
+  void Handshake(void (Connection::*next)());
+  void SendOverloaded();
   void LingerClose();
+  void HalfCloseAndDrain();
   void DoLingerRead();
   void CloseNow();
 
   ServerCore* const core_;
   const bool admitted_;
   const asio::any_io_executor executor_;
-  tcp::socket socket_;
+  ServerStream stream_;
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -281,6 +279,8 @@ void ConnectionWriter::Send(int status, Headers headers, std::string body) {
   if (StatusHasNoBody(status < 200 || status > 999 ? 500 : status)) body.clear();
   Head head = FormatHead(status, headers, Framing::kContentLength, body.size(), version_,
                          !keep_alive_);
+  // A body after a HEAD response would be read as the next response.
+  if (head_only_) body.clear();
   std::lock_guard<std::mutex> lock(mu_);
   if (phase_ != Phase::kIdle || disconnected_ || aborted_) return;
   phase_ = Phase::kFinished;
@@ -307,7 +307,7 @@ void ConnectionWriter::StartStream(int status, Headers headers) {
 bool ConnectionWriter::Write(std::string data) {
   std::lock_guard<std::mutex> lock(mu_);
   if (phase_ != Phase::kStreaming || disconnected_ || aborted_) return false;
-  if (data.empty()) return true;  // a zero-length chunk would end the stream
+  if (data.empty() || head_only_) return true;  // a zero-length chunk would end the stream
   if (queued_bytes_ + data.size() > max_queued_bytes_) {
     WF_LOG(WARNING) << "http: aborting a stream whose client reads too slowly: "
                     << queued_bytes_ + data.size() << " bytes queued, limit "
@@ -332,7 +332,7 @@ void ConnectionWriter::End() {
   if (phase_ != Phase::kStreaming || disconnected_ || aborted_) return;
   phase_ = Phase::kFinished;
   OutItem item;
-  if (stream_chunked_) item.head = "0\r\n\r\n";
+  if (stream_chunked_ && !head_only_) item.head = "0\r\n\r\n";
   item.final = true;
   item.close_after = stream_close_;
   PostLocked(std::move(item));
@@ -405,22 +405,47 @@ void ConnectionWriter::PostAbortLocked() {
 
 void Connection::Start() {
   error_code ec;
-  socket_.set_option(tcp::no_delay(true), ec);  // SSE events must not wait for Nagle
-  tcp::endpoint remote = socket_.remote_endpoint(ec);
+  stream_.socket().set_option(tcp::no_delay(true), ec);  // SSE events must not wait for Nagle
+  tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
   if (ec) {  // already disconnected
     CloseNow();
     return;
   }
   remote_address_ = remote.address().to_string();
   remote_port_ = remote.port();
-  ReadHeader();
+  Handshake(&Connection::ReadHeader);
 }
 
-void Connection::Reject() {
+void Connection::Reject() { Handshake(&Connection::SendOverloaded); }
+
+void Connection::SendOverloaded() {
   SendErrorAndClose(503, "server_overloaded",
                     "the server has reached its limit of " +
                         std::to_string(core_->options().max_connections) +
                         " open connections; retry later");
+}
+
+// A failed TLS handshake (e.g. plain HTTP sent to the HTTPS port) has nobody
+// who could read an answer: the connection is only closed.
+void Connection::Handshake(void (Connection::*next)()) {
+  ServerStream::TlsStream* tls = stream_.tls_stream();
+  if (tls == nullptr) {
+    (this->*next)();
+    return;
+  }
+  ArmTimer(TimerPhase::kHeader, core_->options().header_timeout);
+  tls->async_handshake(asio::ssl::stream_base::server,
+                       [self = shared_from_this(), next](const error_code& ec) {
+                         if (self->closed_) return;
+                         self->DisarmTimer();
+                         if (ec) {
+                           WF_LOG(DEBUG) << "http: TLS handshake with " << self->remote_address_
+                                         << " failed: " << ec.message();
+                           self->CloseNow();
+                           return;
+                         }
+                         ((*self).*next)();
+                       });
 }
 
 void Connection::ArmTimer(TimerPhase phase, std::chrono::milliseconds timeout) {
@@ -449,7 +474,7 @@ void Connection::OnTimer(const error_code& ec, uint64_t generation) {
       // timed_out_, answers 408 or closes.
       timed_out_ = true;
       error_code ignored;
-      socket_.cancel(ignored);
+      stream_.socket().cancel(ignored);
       break;
     }
     case TimerPhase::kWrite:
@@ -473,7 +498,23 @@ void Connection::WaitForNextRequest() {
   }
   buffer_.shrink_to_fit();  // idle connections hold no buffer memory
   ArmTimer(TimerPhase::kIdle, core_->options().idle_timeout);
-  socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
+  if (stream_.tls_stream() != nullptr) {
+    // Bytes of the next request may already sit decrypted inside the TLS
+    // stream, where waiting on the socket would not see them: read instead.
+    stream_.async_read_some(buffer_.prepare(kMonitorReadBytes),
+                            [self = shared_from_this()](const error_code& ec, size_t n) {
+                              if (self->closed_) return;
+                              self->DisarmTimer();
+                              if (ec) {
+                                self->CloseNow();
+                                return;
+                              }
+                              self->buffer_.commit(n);
+                              self->ReadHeader();
+                            });
+    return;
+  }
+  stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
     if (self->closed_) return;
     self->DisarmTimer();
     if (ec) {  // idle timeout or socket error: close silently
@@ -491,7 +532,7 @@ void Connection::ReadHeader() {
       std::min<size_t>(options.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
   parser_->body_limit(static_cast<std::uint64_t>(options.max_body_bytes));
   ArmTimer(TimerPhase::kHeader, options.header_timeout);
-  bhttp::async_read_header(socket_, buffer_, *parser_,
+  bhttp::async_read_header(stream_, buffer_, *parser_,
                            [self = shared_from_this()](const error_code& ec, size_t) {
                              self->OnHeader(ec);
                            });
@@ -504,6 +545,15 @@ void Connection::OnHeader(const error_code& ec) {
     OnReadError(ec);
     return;
   }
+  if (parser_->get().count(bhttp::field::transfer_encoding) > 0 &&
+      (!parser_->chunked() || parser_->get().version() < 11)) {
+    // The body's length is unknowable (RFC 9112 6.1, 6.3); guessing it would
+    // let the body's bytes be read as a next request (request smuggling).
+    SendErrorAndClose(400, "bad_request",
+                      "Transfer-Encoding is not supported unless chunked is the final coding "
+                      "(and the request is HTTP/1.1)");
+    return;
+  }
   if (parser_->is_done()) {
     Dispatch();
     return;
@@ -514,7 +564,7 @@ void Connection::OnHeader(const error_code& ec) {
       IEquals(Sv(expect->value()), "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     ArmTimer(TimerPhase::kWrite, core_->options().write_timeout);
-    asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
+    asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
                       [self = shared_from_this()](const error_code& write_ec, size_t) {
                         if (self->closed_) return;
                         self->DisarmTimer();
@@ -531,7 +581,7 @@ void Connection::OnHeader(const error_code& ec) {
 
 void Connection::ReadBody() {
   ArmTimer(TimerPhase::kBody, core_->options().body_timeout);
-  bhttp::async_read(socket_, buffer_, *parser_,
+  bhttp::async_read(stream_, buffer_, *parser_,
                     [self = shared_from_this()](const error_code& ec, size_t) {
                       self->OnBody(ec);
                     });
@@ -573,7 +623,13 @@ void Connection::OnReadError(const error_code& ec) {
                           std::to_string(options.max_header_bytes) + " bytes");
     return;
   }
-  if (ec == bhttp::error::body_limit || ec == bhttp::error::buffer_overflow) {
+  if (ec == bhttp::error::buffer_overflow) {  // after the header: one chunk line is that long
+    SendErrorAndClose(400, "bad_request",
+                      "a chunk size line (with its extensions) or trailer exceeds the limit of " +
+                          std::to_string(buffer_.max_size()) + " bytes");
+    return;
+  }
+  if (ec == bhttp::error::body_limit) {
     SendErrorAndClose(413, "request_too_large",
                       "request body exceeds the limit of " +
                           std::to_string(options.max_body_bytes) + " bytes");
@@ -605,6 +661,7 @@ void Connection::Dispatch() {
   buffer_.shrink_to_fit();  // a streaming connection keeps no header-sized buffer
 
   writer_ = std::make_shared<ConnectionWriter>(weak_from_this(), request.version, keep_alive,
+                                               request.method == "HEAD",
                                                core_->options().max_queued_write_bytes);
   response_done_ = false;
   close_after_response_ = !keep_alive;
@@ -631,7 +688,7 @@ void Connection::StartMonitor() {
   const size_t room = buffer_.max_size() - buffer_.size();
   if (room == 0) return;  // a flood of pipelined bytes: stop reading until the response is done
   monitor_pending_ = true;
-  socket_.async_read_some(buffer_.prepare(std::min(kMonitorReadBytes, room)),
+  stream_.async_read_some(buffer_.prepare(std::min(kMonitorReadBytes, room)),
                           [self = shared_from_this()](const error_code& ec, size_t n) {
                             self->OnMonitor(ec, n);
                           });
@@ -698,7 +755,7 @@ void Connection::DoWrite() {
   }
   writing_ = true;
   ArmTimer(TimerPhase::kWrite, core_->options().write_timeout);
-  asio::async_write(socket_, buffers, [self = shared_from_this()](const error_code& ec, size_t) {
+  asio::async_write(stream_, buffers, [self = shared_from_this()](const error_code& ec, size_t) {
     self->OnWrite(ec);
   });
 }
@@ -736,7 +793,7 @@ void Connection::OnWrite(const error_code& ec) {
     // The monitoring read must finish before the next request can be read;
     // its handler continues with AfterResponse().
     error_code ignored;
-    socket_.cancel(ignored);
+    stream_.socket().cancel(ignored);
     return;
   }
   AfterResponse();
@@ -754,15 +811,27 @@ void Connection::AfterResponse() {
 void Connection::LingerClose() {
   if (closed_ || lingering_) return;
   lingering_ = true;
-  error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_send, ignored);
   buffer_.clear();
   ArmTimer(TimerPhase::kLinger, kLingerTimeout);
+  if (ServerStream::TlsStream* tls = stream_.tls_stream()) {
+    // close_notify first (the client learns the response is complete), then
+    // the TCP half-close and drain, whatever the peer answers.
+    tls->async_shutdown([self = shared_from_this()](const error_code&) {
+      if (!self->closed_) self->HalfCloseAndDrain();
+    });
+    return;
+  }
+  HalfCloseAndDrain();
+}
+
+void Connection::HalfCloseAndDrain() {
+  error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   DoLingerRead();
 }
 
 void Connection::DoLingerRead() {
-  socket_.async_read_some(buffer_.prepare(kMonitorReadBytes),
+  stream_.socket().async_read_some(buffer_.prepare(kMonitorReadBytes),
                           [self = shared_from_this()](const error_code& ec, size_t) {
                             if (self->closed_) return;
                             if (ec) {
@@ -779,8 +848,8 @@ void Connection::CloseNow() {
   closed_ = true;
   DisarmTimer();
   error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream_.socket().close(ignored);
   queue_.clear();  // in_flight_ stays until its write completes: it owns the buffers
   parser_.reset();
   std::shared_ptr<ConnectionWriter> writer = std::move(writer_);
@@ -792,31 +861,9 @@ void Connection::CloseNow() {
 // ServerCore
 
 absl::Status ServerCore::Listen() {
-  error_code ec;
-  tcp::endpoint endpoint;
-  const std::string where = options_.host + ":" + std::to_string(options_.port);
-  asio::ip::address address = asio::ip::make_address(options_.host, ec);
-  if (!ec) {
-    endpoint = tcp::endpoint(address, static_cast<unsigned short>(options_.port));
-  } else {
-    tcp::resolver resolver(ioc_);
-    auto results = resolver.resolve(options_.host, std::to_string(options_.port),
-                                    tcp::resolver::passive, ec);
-    if (ec || results.empty()) {
-      return absl::UnavailableError("http: cannot resolve listen address " + where + ": " +
-                                    (ec ? ec.message() : std::string("no addresses")));
-    }
-    endpoint = results.begin()->endpoint();
-  }
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return absl::UnavailableError("http: cannot listen on " + where + ": " + ec.message());
-  }
-  port_ = acceptor_.local_endpoint(ec).port();
-  if (ec) return absl::UnavailableError("http: cannot read the bound port: " + ec.message());
+  absl::StatusOr<int> port = BindAndListen(ioc_, options_.host, options_.port, &acceptor_);
+  if (!port.ok()) return port.status();
+  port_ = *port;
   return absl::OkStatus();
 }
 
@@ -951,37 +998,12 @@ void ServerCore::Stop() {
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(ServerOptions options,
                                                               Handler handler) {
   if (!handler) return absl::InvalidArgumentError("http: handler is empty");
-  if (options.port < 0 || options.port > 65535) {
-    return absl::InvalidArgumentError("http: port " + std::to_string(options.port) +
-                                      " is outside 0..65535");
-  }
-  if (options.io_threads < 1) {
-    return absl::InvalidArgumentError("http: io_threads must be at least 1, got " +
-                                      std::to_string(options.io_threads));
-  }
-  if (options.max_connections < 1) {
-    return absl::InvalidArgumentError("http: max_connections must be at least 1, got " +
-                                      std::to_string(options.max_connections));
-  }
-  if (options.max_header_bytes < 64 || options.max_header_bytes > (64u << 20)) {
-    return absl::InvalidArgumentError("http: max_header_bytes must be in 64..64 MiB, got " +
-                                      std::to_string(options.max_header_bytes));
-  }
-  if (options.max_queued_write_bytes == 0) {
-    return absl::InvalidArgumentError("http: max_queued_write_bytes must be positive");
-  }
-  const std::pair<const char*, std::chrono::milliseconds> timeouts[] = {
-      {"header_timeout", options.header_timeout},
-      {"body_timeout", options.body_timeout},
-      {"idle_timeout", options.idle_timeout},
-      {"write_timeout", options.write_timeout}};
-  for (const auto& [name, value] : timeouts) {
-    if (value.count() <= 0) {
-      return absl::InvalidArgumentError(std::string("http: ") + name + " must be positive, got " +
-                                        std::to_string(value.count()) + " ms");
-    }
-  }
-  auto core = std::make_unique<internal::ServerCore>(std::move(options), std::move(handler));
+  if (absl::Status status = internal::ValidateServerOptions(options); !status.ok()) return status;
+  absl::StatusOr<std::unique_ptr<asio::ssl::context>> tls =
+      internal::MakeServerTlsContext(options.tls_cert_file, options.tls_key_file);  // null: plain HTTP
+  if (!tls.ok()) return tls.status();
+  auto core = std::make_unique<internal::ServerCore>(std::move(options), std::move(handler),
+                                                        *std::move(tls));
   if (absl::Status status = core->Listen(); !status.ok()) return status;
   core->Run();
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(core)));

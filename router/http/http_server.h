@@ -12,7 +12,8 @@
 //
 // Errors the transport produces itself are answered with the OpenAI error
 // envelope so that clients see one error shape, and the connection is closed:
-//   400 malformed request line, header or chunk framing   code "bad_request"
+//   400 malformed request line, header or chunk framing,  code "bad_request"
+//       or a Transfer-Encoding whose final coding is not chunked (any in HTTP/1.0)
 //   408 header or body not received in time               code "request_timeout"
 //   413 body over max_body_bytes (Content-Length or chunked) code "request_too_large"
 //   431 request line + headers over max_header_bytes       code "request_header_fields_too_large"
@@ -50,6 +51,9 @@
 //   if (!server.ok()) return server.status();
 //   ...
 //   (*server)->Stop();
+//
+// With ServerOptions::tls_cert_file/tls_key_file set, the same server speaks
+// HTTPS instead: requests, responses and streams behave exactly as above.
 //
 // The process needs one file descriptor per connection: raise RLIMIT_NOFILE
 // (RaiseOpenFileLimit below) before serving thousands of connections.
@@ -110,7 +114,9 @@ struct Request {
 // Transfer-Encoding and Connection headers given by the application are
 // dropped, except "Connection: close", which closes the connection after the
 // response. Header names must be HTTP tokens and values must not contain CR,
-// LF or NUL; offending fields are dropped. A Date header is added.
+// LF or NUL; offending fields are dropped. A Date header is added. The
+// answer to a HEAD request is sent without its body (the head still says
+// what the body's framing would be); Write() then accepts and drops data.
 class ResponseWriter {
  public:
   virtual ~ResponseWriter() = default;
@@ -188,14 +194,24 @@ struct ServerOptions {
   // Bytes a streamed response may have queued but not yet written before
   // Write() fails and aborts the stream.
   size_t max_queued_write_bytes = 4 << 20;
+  // HTTPS: PEM files of the certificate chain (leaf first) and its
+  // unencrypted private key, read once by Start(); both empty = plain HTTP.
+  // Every connection then starts with a TLS handshake (TLS 1.2+, bounded by
+  // header_timeout); one that fails, e.g. a plain-HTTP client, is closed
+  // without an answer.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // The listening server. Owns its IO threads and every connection.
 class HttpServer {
  public:
   // Validates `options`, binds and listens, and starts the IO threads.
-  // InvalidArgument for bad options (names the field), Unavailable when the
-  // address cannot be resolved or bound (names host:port and the reason).
+  // InvalidArgument for bad options (names the field) and for TLS files that
+  // do not hold a matching certificate and key (names the file), NOT_FOUND
+  // or another errno code for a TLS file that cannot be read, Unavailable
+  // when the address cannot be resolved or bound (names host:port and the
+  // reason).
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(ServerOptions options,
                                                            Handler handler);
 

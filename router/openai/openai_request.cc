@@ -203,7 +203,7 @@ absl::Status ParseStopTokenIds(const Json& j, const RequestLimits& limits,
   }
   BN_ASSIGN_OR_RETURN(
       std::vector<int32_t> ids,
-      TokenIdArray(*v, "stop_token_ids", limits.max_logit_bias_entries));
+      TokenIdArray(*v, "stop_token_ids", limits.max_stop_token_ids));
   for (int32_t id : ids) stop->add_stop_token_ids(id);
   return absl::OkStatus();
 }

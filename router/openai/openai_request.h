@@ -53,6 +53,8 @@ struct RequestLimits {
   // At most this many chat messages and logit_bias entries.
   size_t max_messages = 4096;
   size_t max_logit_bias_entries = 1024;
+  // At most this many stop_token_ids (the workers refuse more).
+  size_t max_stop_token_ids = 64;
   // top_logprobs for chat (0..20) and `logprobs` for completions (0..5).
   int max_top_logprobs = 20;
   int max_completion_logprobs = 5;

@@ -250,6 +250,15 @@ std::vector<BadCase> BadCases() {
        "stop_token_ids", "must be an array"},
       {"StopTokenIdsNegative", Api::kChat, Chat(R"(,"stop_token_ids":[1,-2])"),
        400, "stop_token_ids[1]", ">= 0"},
+      {"StopTokenIdsTooMany", Api::kChat,
+       Chat(R"(,"stop_token_ids":[)"
+            R"(5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,)"
+            R"(5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5])"),
+       400, "stop_token_ids", "has 65 token ids; the limit is 64"},
+      {"SeedTwoToThe63AsFloat", Api::kChat,
+       Chat(R"(,"seed":9223372036854775808.0)"), 400, "seed", "must be <= "},
+      {"NumberBeyondDouble", Api::kChat, Chat(R"(,"max_tokens":1e400)"), 400,
+       "", "not valid JSON: number overflow"},
       // --- logit_bias
       {"LogitBiasArray", Api::kChat, Chat(R"(,"logit_bias":[[1,2]])"), 400,
        "logit_bias", "an object mapping token ids to biases, got array"},

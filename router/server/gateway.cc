@@ -126,6 +126,7 @@ struct Gateway::Generation : std::enable_shared_from_this<Gateway::Generation> {
   bool first_token = false;
   bool finished = false;
   std::optional<ApiError> error;
+  std::optional<StreamLimiter::Slot> slot;  // this request's place under --max-streams-per-key
 
   void StartStreamLocked() {
     if (stream_started) return;
@@ -225,6 +226,7 @@ struct Gateway::Generation : std::enable_shared_from_this<Gateway::Generation> {
   // All choices are done: the last bytes of the response.
   void Complete() {
     finished = true;
+    if (slot.has_value()) slot->Release();
     gateway->metrics_->StreamEnded();
     const std::string_view label = EndpointLabel(endpoint);
     if (error.has_value()) {
@@ -285,7 +287,11 @@ struct Gateway::Generation : std::enable_shared_from_this<Gateway::Generation> {
 };
 
 Gateway::Gateway(WorkerPool* pool, Dispatcher* dispatcher, RouterMetrics* metrics, GatewayOptions options)
-    : pool_(pool), dispatcher_(dispatcher), metrics_(metrics), options_(std::move(options)) {}
+    : pool_(pool),
+      dispatcher_(dispatcher),
+      metrics_(metrics),
+      options_(std::move(options)),
+      streams_(options_.api_keys.size(), options_.max_streams_per_key) {}
 
 absl::StatusOr<std::shared_ptr<const ModelTokenizer>> Gateway::Tokenizer() {
   {
@@ -313,14 +319,43 @@ std::string Gateway::ServedModelName() {
 }
 
 bool Gateway::Authorized(std::optional<std::string_view> authorization) const {
-  if (options_.api_keys.empty()) return true;
-  if (!authorization.has_value()) return false;
+  return Authenticate(authorization).has_value();
+}
+
+std::optional<int> Gateway::Authenticate(std::optional<std::string_view> authorization) const {
+  if (options_.api_keys.empty()) return -1;
+  if (!authorization.has_value()) return std::nullopt;
   std::string_view v = *authorization;
-  if (v.size() < 7 || !absl::EqualsIgnoreCase(absl::string_view(v.data(), 7), "bearer ")) return false;
+  if (v.size() < 7 || !absl::EqualsIgnoreCase(absl::string_view(v.data(), 7), "bearer ")) return std::nullopt;
   v.remove_prefix(7);
-  bool ok = false;
-  for (const std::string& key : options_.api_keys) ok |= SameSecret(v, key);  // no early exit
-  return ok;
+  int match = -1;
+  for (size_t i = 0; i < options_.api_keys.size(); ++i) {  // no early exit
+    const bool same = SameSecret(v, options_.api_keys[i]);
+    match = same ? static_cast<int>(i) : match;
+  }
+  if (match < 0) return std::nullopt;
+  return match;
+}
+
+std::string Gateway::TooManyStreamsMessage() const {
+  return absl::StrCat("this API key already has ", options_.max_streams_per_key,
+                      " generation requests in flight, the limit per key (--max-streams-per-key); "
+                      "retry when one of them has ended");
+}
+
+absl::Status Gateway::ApplyTokenLimits(int prompt_tokens, int max_context, int* max_tokens) const {
+  if (options_.max_prompt_tokens > 0 && prompt_tokens > options_.max_prompt_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("the prompt has ", prompt_tokens,
+                                                   " tokens, more than this server's limit of ",
+                                                   options_.max_prompt_tokens, " (--max-prompt-tokens)"));
+  }
+  if (options_.max_output_tokens <= 0) return absl::OkStatus();
+  if (*max_tokens > options_.max_output_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens ", *max_tokens, " is more than this server's limit of ",
+                                                   options_.max_output_tokens, " (--max-output-tokens)"));
+  }
+  if (*max_tokens <= 0) *max_tokens = std::min(options_.max_output_tokens, std::max(max_context - prompt_tokens, 1));
+  return absl::OkStatus();
 }
 
 void Gateway::SendError(const std::shared_ptr<http::ResponseWriter>& writer, const ApiError& error,
@@ -366,7 +401,7 @@ void Gateway::Handle(http::Request request, std::shared_ptr<http::ResponseWriter
   }
   if (route == nullptr) {
     SendError(writer,
-              Err(404, absl::StrCat("no route for ", request.method, " ", path.substr(0, 200)), "invalid_request_error", "", "not_found"),
+              Err(404, absl::StrCat("no route for ", request.method.substr(0, 32), " ", path.substr(0, 200)), "invalid_request_error", "", "not_found"),
               "other", start);
     return;
   }
@@ -376,7 +411,8 @@ void Gateway::Handle(http::Request request, std::shared_ptr<http::ResponseWriter
               "other", start);
     return;
   }
-  if (!Authorized(request.Header("authorization"))) {
+  const std::optional<int> key = Authenticate(request.Header("authorization"));
+  if (!key.has_value()) {
     SendError(writer,
               Err(401, "missing or invalid API key (send Authorization: Bearer KEY)", "invalid_request_error", "", "invalid_api_key"),
               "other", start);
@@ -396,13 +432,19 @@ void Gateway::Handle(http::Request request, std::shared_ptr<http::ResponseWriter
   HandleGenerate(path == "/v1/chat/completions" ? Endpoint::kChatCompletions
                  : path == "/v1/completions"    ? Endpoint::kCompletions
                                                 : Endpoint::kLlamaCompletion,
-                 request, std::move(writer));
+                 request, std::move(writer), *key);
 }
 
 void Gateway::HandleGenerate(Endpoint endpoint, const http::Request& request,
-                             std::shared_ptr<http::ResponseWriter> writer) {
+                             std::shared_ptr<http::ResponseWriter> writer, int key_index) {
   const absl::Time start = absl::Now();
   const std::string_view label = EndpointLabel(endpoint);
+  // Held until the request ends; any early return below frees it.
+  std::optional<StreamLimiter::Slot> slot = streams_.TryAcquire(key_index);
+  if (!slot.has_value()) {
+    return SendError(writer, Err(429, TooManyStreamsMessage(), "rate_limit_error", "", "rate_limit_exceeded"), label,
+                     start);
+  }
   absl::StatusOr<openai::ParsedGenerateRequest> parsed =
       endpoint == Endpoint::kChatCompletions ? openai::ParseChatCompletionRequest(request.body, options_.limits)
       : endpoint == Endpoint::kCompletions   ? openai::ParseCompletionRequest(request.body, options_.limits)
@@ -464,6 +506,11 @@ void Gateway::HandleGenerate(Endpoint endpoint, const http::Request& request,
   const openai::PromptNoun noun =
       endpoint == Endpoint::kChatCompletions ? openai::PromptNoun::kMessages : openai::PromptNoun::kPrompt;
   int max_tokens = parsed->max_tokens;
+  if (absl::Status s = ApplyTokenLimits(prompt_tokens, max_context, &max_tokens); !s.ok()) {
+    const bool prompt_over = options_.max_prompt_tokens > 0 && prompt_tokens > options_.max_prompt_tokens;
+    const char* param = !prompt_over ? "max_tokens" : endpoint == Endpoint::kChatCompletions ? "messages" : "prompt";
+    return SendError(writer, openai::ToApiError(openai::InvalidRequest(std::string(s.message()), param)), label, start);
+  }
   if (absl::Status s = openai::CheckContextLength(max_context, prompt_tokens, std::max(max_tokens, 1), noun);
       !s.ok()) {
     return SendError(writer, openai::ToApiError(s), label, start);
@@ -492,6 +539,7 @@ void Gateway::HandleGenerate(Endpoint endpoint, const http::Request& request,
   gen->text_offsets.assign(n, 0);
   gen->generated.assign(n, 0);
   gen->handles.resize(n);
+  gen->slot = std::move(slot);
   metrics_->StreamStarted();
 
   std::string session;

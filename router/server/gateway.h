@@ -8,7 +8,10 @@
 // (llama.cpp), /tokenize, /detokenize; GET /v1/models, /health (liveness),
 // /ready (a healthy worker exists), /metrics (Prometheus; no key needed).
 // With API keys configured, every /v1/* and generation endpoint needs
-// "Authorization: Bearer KEY" (compared in constant time; keys never logged).
+// "Authorization: Bearer KEY" (compared in constant time; keys never logged);
+// /health, /ready and /metrics never do. With max_streams_per_key set, a key
+// that already has that many generation requests in flight (HTTP and gRPC
+// together) gets 429 rate_limit_exceeded with Retry-After until one ends.
 //
 // Threading: Handle() runs on HTTP IO threads and never blocks; responses
 // are written from gRPC threads. A client that disconnects cancels its
@@ -19,7 +22,9 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "router/dispatch/model_tokenizer.h"
@@ -29,6 +34,7 @@
 #include "router/openai/openai_request.h"
 #include "router/server/dispatcher.h"
 #include "router/server/router_metrics.h"
+#include "router/server/stream_limiter.h"
 
 namespace wf::router {
 
@@ -38,6 +44,9 @@ struct GatewayOptions {
   std::string model_name;  // served name override; empty = the workers'
   openai::RequestLimits limits;
   bool log_requests = false;
+  int max_streams_per_key = 0;  // concurrent generation requests per key; 0 = unlimited
+  int max_prompt_tokens = 0;    // 0 = only the context limit
+  int max_output_tokens = 0;    // largest max_tokens, and the default; 0 = only the context limit
 };
 
 class Gateway {
@@ -54,11 +63,26 @@ class Gateway {
 
   // Whether `authorization` (the header value) carries a configured key.
   bool Authorized(std::optional<std::string_view> authorization) const;
+  // The index of the configured key that `authorization` carries, -1 when
+  // authentication is off, nullopt when the key is missing or unknown.
+  // Every configured key is compared, in constant time each.
+  std::optional<int> Authenticate(std::optional<std::string_view> authorization) const;
+
+  // A place for one generation request of key `key_index` (see
+  // StreamLimiter), or nullopt when the key is at max_streams_per_key.
+  std::optional<StreamLimiter::Slot> AcquireStream(int key_index) { return streams_.TryAcquire(key_index); }
+  // The message of the answer to a request over max_streams_per_key.
+  std::string TooManyStreamsMessage() const;
+
+  // max_prompt_tokens / max_output_tokens: OK, or INVALID_ARGUMENT naming
+  // the limit and its flag. `*max_tokens` (<= 0: not set by the request)
+  // becomes min(max_output_tokens, room the context leaves) when unset.
+  absl::Status ApplyTokenLimits(int prompt_tokens, int max_context, int* max_tokens) const;
 
  private:
   struct Generation;
   void HandleGenerate(openai::Endpoint endpoint, const http::Request& request,
-                      std::shared_ptr<http::ResponseWriter> writer);
+                      std::shared_ptr<http::ResponseWriter> writer, int key_index);
   void HandleTokenize(const http::Request& request, const std::shared_ptr<http::ResponseWriter>& writer);
   void HandleDetokenize(const http::Request& request, const std::shared_ptr<http::ResponseWriter>& writer);
   void SendError(const std::shared_ptr<http::ResponseWriter>& writer, const openai::ApiError& error,
@@ -68,6 +92,7 @@ class Gateway {
   Dispatcher* dispatcher_;
   RouterMetrics* metrics_;
   GatewayOptions options_;
+  StreamLimiter streams_;
   std::mutex mu_;
   std::shared_ptr<const ModelTokenizer> tokenizer_;
   std::string tokenizer_model_;  // model name the tokenizer was built for

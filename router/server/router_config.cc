@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
+#include "common/tls/tls_files.h"
 #include "yaml-cpp/yaml.h"
 
 namespace wf::router {
@@ -40,12 +41,30 @@ void RegisterRouterFlags(FlagSet* flags, RouterConfig* c) {
                 "imbalance guard: load ratio (max/min) beyond which least load wins");
   flags->String("api-key-file", &c->api_key_file,
                 "file of API keys, one per line (also env WF_API_KEYS=k1,k2); none = no authentication");
+  flags->Int("max-streams-per-key", &c->max_streams_per_key,
+             "concurrent generation requests per API key (HTTP and gRPC; 429 / RESOURCE_EXHAUSTED beyond); "
+             "0 = unlimited");
+  flags->String("tls-cert-file", &c->tls_cert_file,
+                "PEM certificate chain: serve the HTTP gateway as HTTPS and the gRPC front with TLS (with --tls-key-file)");
+  flags->String("tls-key-file", &c->tls_key_file, "PEM private key (unencrypted) of --tls-cert-file");
+  flags->String("worker-tls-ca-file", &c->worker_tls_ca_file,
+                "PEM CA bundle: connect to the workers over TLS, trusting these CAs; empty = plaintext gRPC");
+  flags->String("worker-tls-server-name", &c->worker_tls_server_name,
+                "name the workers' certificates must hold (with --worker-tls-ca-file); empty = each worker's host");
   flags->Double("request-timeout-seconds", &c->request_timeout_seconds, "deadline of one request upstream");
   flags->Int("max-retries", &c->max_retries, "other workers tried when one fails before the first token");
   flags->Int("max-body-bytes", &c->max_body_bytes, "largest HTTP request body (413 beyond)");
+  flags->Int("max-header-bytes", &c->max_header_bytes, "largest HTTP request line + header fields (431 beyond)");
+  flags->Int("max-prompt-tokens", &c->max_prompt_tokens,
+             "largest prompt in tokens (400 beyond); 0 = the workers' context limit");
+  flags->Int("max-output-tokens", &c->max_output_tokens,
+             "largest max_tokens a request may ask (400 beyond), also the default when it sets none; "
+             "0 = what the context leaves");
   flags->Int("max-n", &c->max_n, "largest n (choices per request)");
   flags->Int("io-threads", &c->io_threads, "HTTP network threads");
   flags->Int("max-connections", &c->max_connections, "open HTTP connections (503 beyond)");
+  flags->Double("read-timeout-seconds", &c->read_timeout_seconds,
+                "time allowed to receive a request's header, and then its body (408 beyond; bounds slow clients)");
   flags->Int("worker-report-interval-ms", &c->worker_report_interval_ms, "load report period asked of workers");
   flags->String("model-name", &c->model_name, "served model name; empty = the workers' model name");
   flags->Bool("log-requests", &c->log_requests, "log one line per request (never the prompt text)");
@@ -144,9 +163,22 @@ absl::Status ValidateRouterConfig(const RouterConfig& c) {
   range("request_timeout_seconds", c.request_timeout_seconds, 0.1, 86400);
   range("max_retries", static_cast<double>(c.max_retries), 0, 16);
   range("max_body_bytes", static_cast<double>(c.max_body_bytes), 1024, 1 << 30);
+  range("max_header_bytes", static_cast<double>(c.max_header_bytes), 1024, 1 << 20);
+  range("max_prompt_tokens", static_cast<double>(c.max_prompt_tokens), 0, 1 << 24);
+  range("max_output_tokens", static_cast<double>(c.max_output_tokens), 0, 1 << 24);
+  range("max_streams_per_key", static_cast<double>(c.max_streams_per_key), 0, 1000000);
+  if (absl::Status s = tls::CheckCertKeyPairSettings(c.tls_cert_file, c.tls_key_file, "--tls-cert-file",
+                                                     "--tls-key-file");
+      !s.ok()) {
+    bad.push_back(std::string(s.message()));
+  }
+  if (!c.worker_tls_server_name.empty() && c.worker_tls_ca_file.empty()) {
+    bad.push_back("--worker-tls-server-name needs --worker-tls-ca-file (TLS to the workers)");
+  }
   range("max_n", static_cast<double>(c.max_n), 1, 128);
   range("io_threads", static_cast<double>(c.io_threads), 1, 256);
   range("max_connections", static_cast<double>(c.max_connections), 1, 1000000);
+  range("read_timeout_seconds", c.read_timeout_seconds, 0.1, 3600);
   range("worker_report_interval_ms", static_cast<double>(c.worker_report_interval_ms), 10, 10000);
   if (c.policy != "kv_affinity" && c.policy != "least_load" && c.policy != "round_robin" &&
       c.policy != "consistent_hash") {

@@ -36,12 +36,21 @@ struct RouterConfig {
   int64_t balance_abs_threshold = 8;  // imbalance guard: fall back to least load when max-min load
   double balance_rel_threshold = 1.5;  // exceeds both
   std::string api_key_file;  // one key per line; also env WF_API_KEYS=k1,k2
+  int64_t max_streams_per_key = 0;  // concurrent generation requests per API key (429 beyond); 0 = unlimited
+  std::string tls_cert_file;  // PEM chain: HTTPS gateway and TLS gRPC front; with tls_key_file
+  std::string tls_key_file;   // PEM private key (unencrypted)
+  std::string worker_tls_ca_file;      // PEM CA bundle: connect to the workers over TLS; empty = plaintext
+  std::string worker_tls_server_name;  // name the workers' certificates must hold; empty = each address's host
   double request_timeout_seconds = 600;
   int64_t max_retries = 2;  // other workers tried before the first token
   int64_t max_body_bytes = 4 << 20;
+  int64_t max_header_bytes = 16 << 10;  // request line + header fields (431 beyond)
+  int64_t max_prompt_tokens = 0;  // 0 = the workers' context limit
+  int64_t max_output_tokens = 0;  // largest max_tokens, and the default when a request sets none; 0 = context
   int64_t max_n = 8;
   int64_t io_threads = 2;
   int64_t max_connections = 4096;
+  double read_timeout_seconds = 30;  // for a request's header, then again for its body (408)
   int64_t worker_report_interval_ms = 100;
   std::string model_name;  // served name; empty = the workers' model name
   bool log_requests = false;  // one line per request (never the prompt text)

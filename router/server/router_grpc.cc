@@ -42,12 +42,16 @@ grpc::Status Invalid(std::string message) { return grpc::Status(grpc::StatusCode
 
 }  // namespace
 
-grpc::Status RouterService::CheckAuth(grpc::CallbackServerContext* context) const {
+grpc::Status RouterService::CheckAuth(grpc::CallbackServerContext* context, int* key_index) const {
   const auto& md = context->client_metadata();
   auto it = md.find("authorization");
   std::optional<std::string_view> value;
   if (it != md.end()) value = std::string_view(it->second.data(), it->second.size());
-  if (gateway_->Authorized(value)) return grpc::Status::OK;
+  const std::optional<int> key = gateway_->Authenticate(value);
+  if (key.has_value()) {
+    if (key_index != nullptr) *key_index = *key;
+    return grpc::Status::OK;
+  }
   return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or invalid API key (metadata authorization: Bearer KEY)");
 }
 
@@ -65,7 +69,12 @@ class RouterService::GenerateReactor final : public grpc::ServerWriteReactor<v1:
  private:
   void Start(grpc::CallbackServerContext* context, const v1::RouterGenerateRequest* req) {
     RouterService* service = service_;
-    if (grpc::Status auth = service->CheckAuth(context); !auth.ok()) return FinishEarly(auth);
+    int key_index = -1;
+    if (grpc::Status auth = service->CheckAuth(context, &key_index); !auth.ok()) return FinishEarly(auth);
+    slot_ = service->gateway_->AcquireStream(key_index);
+    if (!slot_.has_value()) {
+      return FinishEarly(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, service->gateway_->TooManyStreamsMessage()));
+    }
     absl::StatusOr<std::shared_ptr<const ModelTokenizer>> tok = service->gateway_->Tokenizer();
     if (!tok.ok()) return FinishEarly(grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(tok.status().message())));
     const std::string served = service->gateway_->ServedModelName();
@@ -106,6 +115,12 @@ class RouterService::GenerateReactor final : public grpc::ServerWriteReactor<v1:
     }
     if (ids.empty()) return FinishEarly(Invalid("the prompt is empty"));
     const int max_context = (*tok)->max_context();
+    int limited = request.stop().has_max_tokens() ? request.stop().max_tokens() : 0;
+    if (absl::Status s = service->gateway_->ApplyTokenLimits(static_cast<int>(ids.size()), max_context, &limited);
+        !s.ok()) {
+      return FinishEarly(Invalid(std::string(s.message())));
+    }
+    if (!request.stop().has_max_tokens() && limited > 0) request.mutable_stop()->set_max_tokens(limited);
     const int64_t max_tokens = request.stop().has_max_tokens() ? request.stop().max_tokens() : 1;
     if (static_cast<int64_t>(ids.size()) + max_tokens > max_context) {
       return FinishEarly(Invalid(absl::StrCat("prompt (", ids.size(), " tokens) + max_tokens (", max_tokens,
@@ -237,6 +252,7 @@ class RouterService::GenerateReactor final : public grpc::ServerWriteReactor<v1:
   bool first_token_ = false;
   std::optional<grpc::Status> final_;
   int final_code_ = 200;
+  std::optional<StreamLimiter::Slot> slot_;  // freed with the reactor (OnDone)
 };
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* RouterService::Generate(grpc::CallbackServerContext* context,
@@ -247,7 +263,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* RouterService::Generate(grpc::Ca
 grpc::ServerUnaryReactor* RouterService::Tokenize(grpc::CallbackServerContext* context,
                                                   const v1::TokenizeRequest* request, v1::TokenizeResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (grpc::Status auth = CheckAuth(context); !auth.ok()) {
+  if (grpc::Status auth = CheckAuth(context, nullptr); !auth.ok()) {
     reactor->Finish(auth);
     return reactor;
   }

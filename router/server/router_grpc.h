@@ -28,7 +28,9 @@ class RouterService final : public wrinklefree::v1::Router::CallbackService {
 
  private:
   class GenerateReactor;
-  grpc::Status CheckAuth(grpc::CallbackServerContext* context) const;
+  // OK (and the caller's key index, see Gateway::Authenticate, into
+  // `*key_index` unless null) or UNAUTHENTICATED.
+  grpc::Status CheckAuth(grpc::CallbackServerContext* context, int* key_index) const;
 
   Gateway* gateway_;
   WorkerPool* pool_;

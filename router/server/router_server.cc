@@ -4,11 +4,13 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "common/tls/tls_files.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -48,7 +50,22 @@ absl::Status RunRouterServer(const RouterConfig& config) {
   ro.balance_rel_threshold = config.balance_rel_threshold;
   BN_ASSIGN_OR_RETURN(std::unique_ptr<RoutingPolicy> policy, RoutingPolicy::Create(ro));
 
+  // TLS files are read once, here, so that a bad one stops the start-up
+  // before anything listens (the errors name the file).
+  std::optional<tls::KeyPair> server_tls;
+  if (!config.tls_cert_file.empty()) {
+    absl::StatusOr<tls::KeyPair> pair = tls::LoadKeyPair(config.tls_cert_file, config.tls_key_file);
+    if (!pair.ok()) return pair.status();
+    server_tls = *std::move(pair);
+  }
   WorkerPoolOptions po;
+  if (!config.worker_tls_ca_file.empty()) {
+    BN_ASSIGN_OR_RETURN(std::string roots, tls::LoadCaBundle(config.worker_tls_ca_file));
+    grpc::SslCredentialsOptions so;
+    so.pem_root_certs = std::move(roots);
+    po.channel_credentials = grpc::SslCredentials(so);
+    po.tls_server_name = config.worker_tls_server_name;
+  }
   po.static_workers = config.workers;
   po.dns_workers = config.worker_dns;
   po.dns_refresh = absl::Seconds(config.dns_refresh_seconds);
@@ -65,6 +82,12 @@ absl::Status RunRouterServer(const RouterConfig& config) {
   go.log_requests = config.log_requests;
   go.limits.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
   go.limits.max_n = static_cast<int>(config.max_n);
+  go.max_streams_per_key = static_cast<int>(config.max_streams_per_key);
+  go.max_prompt_tokens = static_cast<int>(config.max_prompt_tokens);
+  go.max_output_tokens = static_cast<int>(config.max_output_tokens);
+  if (go.max_streams_per_key > 0 && api_keys.empty()) {
+    WF_LOG(WARNING) << "--max-streams-per-key counts per API key, and no key is configured: it limits nothing";
+  }
   Gateway gateway(pool.get(), &dispatcher, &metrics, go);
 
   // Each client connection is a descriptor; the usual soft limit (1024) is
@@ -78,6 +101,11 @@ absl::Status RunRouterServer(const RouterConfig& config) {
   ho.io_threads = static_cast<int>(config.io_threads);
   ho.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
   ho.max_connections = static_cast<int>(config.max_connections);
+  ho.max_header_bytes = static_cast<size_t>(config.max_header_bytes);
+  ho.tls_cert_file = config.tls_cert_file;
+  ho.tls_key_file = config.tls_key_file;
+  ho.header_timeout = ho.body_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(config.read_timeout_seconds * 1000));
   BN_ASSIGN_OR_RETURN(std::unique_ptr<http::HttpServer> http,
                       http::HttpServer::Start(ho, [&gateway](http::Request req, std::shared_ptr<http::ResponseWriter> w) {
                         gateway.Handle(std::move(req), std::move(w));
@@ -92,7 +120,13 @@ absl::Status RunRouterServer(const RouterConfig& config) {
     grpc::ServerBuilder builder;
     int port = 0;
     const std::string address = absl::StrCat(config.host, ":", config.grpc_port);
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+    std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+    if (server_tls.has_value()) {
+      grpc::SslServerCredentialsOptions so;
+      so.pem_key_cert_pairs.push_back({server_tls->private_key_pem, server_tls->cert_chain_pem});
+      credentials = grpc::SslServerCredentials(so);
+    }
+    builder.AddListeningPort(address, credentials, &port);
     builder.RegisterService(&router_service);
     grpc_server = builder.BuildAndStart();
     if (grpc_server == nullptr || port == 0) {
@@ -100,6 +134,8 @@ absl::Status RunRouterServer(const RouterConfig& config) {
     }
     Say(absl::StrCat("grpc listening on ", config.host, ":", port));
   }
+  WF_LOG(INFO) << "clients: " << (server_tls.has_value() ? "HTTPS and TLS gRPC (" + config.tls_cert_file + ")" : "plain HTTP and gRPC")
+               << "; workers: " << (config.worker_tls_ca_file.empty() ? "plaintext gRPC" : "TLS gRPC");
   Say(absl::StrCat("started (", config.workers.size(), " static workers, ", config.worker_dns.size(),
                    " DNS names, policy ", config.policy, ")"));
 

@@ -185,6 +185,9 @@ class RenderedTest(unittest.TestCase):
                 where = f"{name}/{c['name']}"
                 self.assertIs(sc.get("allowPrivilegeEscalation"), False, where)
                 self.assertIs(sc.get("readOnlyRootFilesystem"), True, where)
+                # The pod's non-root settings must not be undone per container.
+                self.assertIsNot(sc.get("runAsNonRoot"), False, where)
+                self.assertNotEqual(sc.get("runAsUser"), 0, where)
                 self.assertIn("ALL", sc.get("capabilities", {}).get("drop", []), where)
                 for part in ("requests", "limits"):
                     for res in ("cpu", "memory"):

@@ -12,6 +12,12 @@ using wrinklefree::v1::GenerateRequest;
 
 absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
 
+// Tighter than the sampler's "finite and > 0": a penalty outside these bounds
+// can overflow a logit to +-inf, which fails the request on the engine thread
+// (where it looks like a worker fault) instead of here.
+constexpr float kMinRepetitionPenalty = 1e-6f;
+constexpr float kMaxRepetitionPenalty = 1e6f;
+
 }  // namespace
 
 absl::Status ValidateRequestId(const std::string& id) {
@@ -137,6 +143,17 @@ absl::StatusOr<std::unique_ptr<GenerateJob>> BuildGenerateJob(const GenerateRequ
   p.top_logprobs = request.top_logprobs();
   if (absl::Status s = engine::Validate(p, limits.vocab_size); !s.ok()) {
     return Invalid(absl::StrCat("sampling: ", s.message()));
+  }
+  if (p.repetition_penalty < kMinRepetitionPenalty || p.repetition_penalty > kMaxRepetitionPenalty) {
+    return Invalid(absl::StrCat("sampling.repetition_penalty must be in [", kMinRepetitionPenalty, ", ",
+                                kMaxRepetitionPenalty, "] (1 = off), got ", p.repetition_penalty));
+  }
+  // With every token banned nothing could ever be sampled.
+  int64_t banned = 0;
+  for (const auto& [id, bias] : p.logit_bias) banned += bias <= engine::kLogitBiasBan ? 1 : 0;
+  if (banned >= limits.vocab_size) {
+    return Invalid(absl::StrCat("sampling.logit_bias bans every token of the vocabulary (", banned, " of ",
+                                limits.vocab_size, " ids at -100 or -inf); at least one must stay possible"));
   }
 
   job->skip_special_tokens = !request.has_skip_special_tokens() || request.skip_special_tokens();

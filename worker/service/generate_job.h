@@ -53,7 +53,9 @@ struct PromptTools {
 // a bad request id, no prompt, token ids outside the vocabulary, an empty
 // prompt, a prompt that does not leave room for one generated token, or
 // prompt + max_tokens over the context limit (both numbers are given),
-// sampling or stop parameters out of range.
+// sampling or stop parameters out of range (including a repetition_penalty
+// outside [1e-6, 1e6] and a logit_bias that bans every token: either would
+// only fail later, on the engine thread).
 absl::StatusOr<std::unique_ptr<GenerateJob>> BuildGenerateJob(const wrinklefree::v1::GenerateRequest& request,
                                                               const PromptTools& tools,
                                                               const JobLimits& limits);

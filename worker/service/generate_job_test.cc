@@ -1,5 +1,6 @@
 #include "worker/service/generate_job.h"
 
+#include <cmath>
 #include <memory>
 #include <string>
 
@@ -121,6 +122,23 @@ TEST_F(GenerateJobTest, ClearErrors) {
   }
   {
     auto r = WithIds({1});
+    r.mutable_sampling()->set_repetition_penalty(1e-40f);  // overflows a logit
+    cases.push_back({"tiny repetition penalty", r, "sampling.repetition_penalty must be in [1e-06, 1e+06]"});
+  }
+  {
+    auto r = WithIds({1});
+    r.mutable_sampling()->set_repetition_penalty(1e30f);
+    cases.push_back({"huge repetition penalty", r, "got 1e+30"});
+  }
+  {
+    auto r = WithIds({1});
+    for (int32_t id = 0; id < tok_->vocab_size(); ++id) {
+      (*r.mutable_sampling()->mutable_logit_bias())[id] = id % 2 == 0 ? -100.0f : -INFINITY;
+    }
+    cases.push_back({"every token banned", r, "sampling.logit_bias bans every token of the vocabulary"});
+  }
+  {
+    auto r = WithIds({1});
     r.set_top_logprobs(21);
     cases.push_back({"top_logprobs", r, "top_logprobs must be in [0, 20], got 21"});
   }
@@ -159,6 +177,13 @@ TEST_F(GenerateJobTest, ClearErrors) {
     auto job = BuildGenerateJob(c.request, Tools(), Limits());
     EXPECT_THAT(job.status(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message))) << c.name;
   }
+}
+
+TEST_F(GenerateJobTest, AllButOneTokenBannedIsAccepted) {
+  auto r = WithIds({1});
+  for (int32_t id = 1; id < tok_->vocab_size(); ++id) (*r.mutable_sampling()->mutable_logit_bias())[id] = -100.0f;
+  r.mutable_sampling()->set_repetition_penalty(1e-6f);
+  EXPECT_THAT(BuildGenerateJob(r, Tools(), Limits()).status(), wf::testing::IsOk());
 }
 
 TEST_F(GenerateJobTest, ChatWithoutAKnownFormatIsRefused) {

@@ -40,6 +40,9 @@ const Setting kSettings[] = {
     {"metrics_host", "", &WorkerConfig::metrics_host, "Prometheus /metrics listen address"},
     {"metrics_port", "", &WorkerConfig::metrics_port, "Prometheus /metrics port; 0 = any free port, -1 = off"},
     {"max_message_bytes", "", &WorkerConfig::max_message_bytes, "largest gRPC message in bytes"},
+    {"tls_cert_file", "", &WorkerConfig::tls_cert_file,
+     "PEM certificate chain: serve gRPC over TLS (with --tls-key-file); empty = plaintext"},
+    {"tls_key_file", "", &WorkerConfig::tls_key_file, "PEM private key (unencrypted) of --tls-cert-file"},
     {"threads", "", &WorkerConfig::threads, "compute threads; 0 = all cores"},
     {"max_running", "", &WorkerConfig::max_running, "requests decoded together"},
     {"max_waiting", "", &WorkerConfig::max_waiting, "requests queued beyond --max-running; more are refused"},
@@ -223,6 +226,12 @@ absl::Status ValidateWorkerConfig(const WorkerConfig& c) {
     bad("metrics_port", "must differ from port on the same host", c.metrics_port);
   }
   range("max_message_bytes", c.max_message_bytes, 1024, (int64_t{1} << 31) - 1);
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    const bool cert = c.tls_cert_file.empty();
+    bad(cert ? "tls_cert_file" : "tls_key_file",
+        absl::StrCat("is required with ", cert ? "tls_key_file (--tls-key-file)" : "tls_cert_file (--tls-cert-file)"),
+        "\"\"");
+  }
   range("threads", c.threads, 0, 1024);
   range("max_running", c.max_running, 1, 4096);
   range("max_waiting", c.max_waiting, 0, 1000000);

@@ -46,6 +46,8 @@ struct WorkerConfig {
   std::string metrics_host = "0.0.0.0";
   int64_t metrics_port = 9091;                   // Prometheus /metrics port; 0 = any free port, -1 = no metrics server
   int64_t max_message_bytes = int64_t{4} << 20;  // largest gRPC message accepted or sent
+  std::string tls_cert_file;  // PEM certificate chain: serve gRPC over TLS (with tls_key_file); "" = plaintext
+  std::string tls_key_file;   // PEM private key (unencrypted) of tls_cert_file
 
   // Compute and scheduling.
   int64_t threads = 0;            // compute threads; 0 = all cores
@@ -79,7 +81,7 @@ std::vector<std::string> WorkerConfigKeys();
 // Registers the flags of every WorkerConfig field on `flags`, writing into
 // `*config` (which must outlive `flags`), plus --config FILE. Flags:
 //   --model-path/-m --model-name --max-context --host --port --metrics-host
-//   --metrics-port --max-message-bytes --threads --max-running --max-waiting
+//   --metrics-port --max-message-bytes --tls-cert-file --tls-key-file --threads --max-running --max-waiting
 //   --max-step-tokens --max-new-tokens --kv-cache-tokens --kv-cache-mb
 //   --block-size --prefix-caching/--no-prefix-caching --drain-timeout-seconds
 //   --load-report-interval-ms --log-level --config
@@ -101,6 +103,8 @@ absl::StatusOr<WorkerConfig> ResolveWorkerConfig(const FlagSet& flags, const Wor
 // OK, or INVALID_ARGUMENT listing every bad setting as "key (--flag) ...,
 // got VALUE", separated by "; ". Checks: model_path set; port 0..65535;
 // metrics_port -1..65535 and != port on the same host; hosts non-empty;
+// tls_cert_file and tls_key_file both set or both empty (their contents are
+// checked at start-up, by RunWorkerServer);
 // threads 0..1024; max_running 1..4096; max_waiting 0..1000000;
 // max_step_tokens max_running..1048576; max_new_tokens >= 1 (a request's
 // default is clamped to the room its prompt leaves); max_context >= 0; kv_cache_tokens, kv_cache_mb >= 0 and

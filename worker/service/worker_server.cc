@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/kv/block_hash.h"
+#include "common/tls/tls_files.h"
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/gguf_vocab.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -119,12 +120,21 @@ absl::Status RunWorkerServer(const WorkerConfig& config) {
   LoadHub hub(RandomInstanceId());
   WorkerService service(&hub, {.default_report_interval_ms = static_cast<int>(config.load_report_interval_ms)});
 
+  // The TLS files are read (and checked) once, before anything listens.
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!config.tls_cert_file.empty()) {
+    BN_ASSIGN_OR_RETURN(tls::KeyPair pair, tls::LoadKeyPair(config.tls_cert_file, config.tls_key_file));
+    grpc::SslServerCredentialsOptions so;
+    so.pem_key_cert_pairs.push_back({std::move(pair.private_key_pem), std::move(pair.cert_chain_pem)});
+    credentials = grpc::SslServerCredentials(so);
+  }
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int grpc_port = 0;
   const std::string address = absl::StrCat(config.host, ":", config.port);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &grpc_port);
+  builder.AddListeningPort(address, credentials, &grpc_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   builder.SetMaxSendMessageSize(std::max<int>(static_cast<int>(config.max_message_bytes), 64 << 20));
   builder.RegisterService(&service);
@@ -134,6 +144,9 @@ absl::Status RunWorkerServer(const WorkerConfig& config) {
   }
   SetHealth(server.get(), false);
   Say(absl::StrCat("grpc listening on ", config.host, ":", grpc_port));
+  if (!config.tls_cert_file.empty()) {
+    WF_LOG(INFO) << "gRPC over TLS with " << config.tls_cert_file;
+  }
 
   // The model.
   BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> model, engine::Model::Load(config.model_path, {}));

@@ -1,15 +1,33 @@
 #include "router/http/internal/http_wire.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <string>
+#include <utility>
 
 #include <boost/beast/http/status.hpp>
 
 #include "common/log.h"
 
-namespace wf::router::http::internal {
+namespace wf::router::http {
+
+std::optional<std::string_view> Request::Header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (internal::IEquals(key, name)) return std::string_view(value);
+  }
+  return std::nullopt;
+}
+
+std::string_view Request::query() const {
+  size_t q = target.find('?');
+  if (q == std::string::npos) return {};
+  return std::string_view(target).substr(q + 1);
+}
+
+namespace internal {
 
 namespace bhttp = boost::beast::http;
 
@@ -179,4 +197,44 @@ std::string ChunkSizeLine(size_t n) {
   return buf;
 }
 
-}  // namespace wf::router::http::internal
+absl::Status ValidateServerOptions(const ServerOptions& options) {
+  if (options.port < 0 || options.port > 65535) {
+    return absl::InvalidArgumentError("http: port " + std::to_string(options.port) +
+                                      " is outside 0..65535");
+  }
+  if (options.io_threads < 1) {
+    return absl::InvalidArgumentError("http: io_threads must be at least 1, got " +
+                                      std::to_string(options.io_threads));
+  }
+  if (options.max_connections < 1) {
+    return absl::InvalidArgumentError("http: max_connections must be at least 1, got " +
+                                      std::to_string(options.max_connections));
+  }
+  if (options.max_header_bytes < 64 || options.max_header_bytes > (64u << 20)) {
+    return absl::InvalidArgumentError("http: max_header_bytes must be in 64..64 MiB, got " +
+                                      std::to_string(options.max_header_bytes));
+  }
+  if (options.max_queued_write_bytes == 0) {
+    return absl::InvalidArgumentError("http: max_queued_write_bytes must be positive");
+  }
+  const std::pair<const char*, std::chrono::milliseconds> timeouts[] = {
+      {"header_timeout", options.header_timeout},
+      {"body_timeout", options.body_timeout},
+      {"idle_timeout", options.idle_timeout},
+      {"write_timeout", options.write_timeout}};
+  for (const auto& [name, value] : timeouts) {
+    if (value.count() <= 0) {
+      return absl::InvalidArgumentError(std::string("http: ") + name + " must be positive, got " +
+                                        std::to_string(value.count()) + " ms");
+    }
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(options.tls_cert_file.empty()
+                                          ? "http: tls_key_file is set but tls_cert_file is not; give both or neither"
+                                          : "http: tls_cert_file is set but tls_key_file is not; give both or neither");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace internal
+}  // namespace wf::router::http

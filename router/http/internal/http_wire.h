@@ -1,5 +1,7 @@
 // Wire-format helpers of the HTTP server: header validation, response heads,
-// chunk framing and the OpenAI error envelope. Private to router/http.
+// chunk framing and the OpenAI error envelope; the checks of its options
+// (and the definitions of Request's header and query accessors).
+// Private to router/http.
 #ifndef WF_ROUTER_HTTP_INTERNAL_HTTP_WIRE_H_
 #define WF_ROUTER_HTTP_INTERNAL_HTTP_WIRE_H_
 
@@ -7,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "router/http/http_server.h"
 
 namespace wf::router::http::internal {
@@ -49,6 +52,11 @@ Head FormatHead(int status, const Headers& headers, Framing framing, size_t cont
 
 // "<hex size>\r\n", the line that opens a chunk.
 std::string ChunkSizeLine(size_t n);
+
+// OK, or INVALID_ARGUMENT naming the first ServerOptions field out of range
+// (TLS: the certificate and key files must be given together; their contents
+// are checked when the TLS context is made).
+absl::Status ValidateServerOptions(const ServerOptions& options);
 
 }  // namespace wf::router::http::internal
 

@@ -88,8 +88,13 @@ absl::StatusOr<Json> ParseBody(std::string_view body,
     return InvalidRequest(
         absl::StrCat("request body is not valid JSON: ", what), "");
   } catch (const std::exception& e) {
+    // E.g. out_of_range.406 for a number beyond double ("1e400").
+    std::string what = e.what();
+    if (size_t p = what.find("] "); p != std::string::npos && what[0] == '[') {
+      what = what.substr(p + 2);
+    }
     return InvalidRequest(
-        absl::StrCat("request body is not valid JSON: ", e.what()), "");
+        absl::StrCat("request body is not valid JSON: ", what), "");
   }
   if (!j.is_object()) {
     return InvalidRequest(absl::StrCat("request body must be a JSON object, got ",
@@ -166,7 +171,11 @@ absl::StatusOr<int64_t> AsInt(const Json& v, std::string_view param,
           absl::StrFormat("%s must be an integer, got %s", param, Show(v)),
           param);
     }
-    if (d < static_cast<double>(min) || d > static_cast<double>(max)) {
+    // 2^63 is a double equal to (double)INT64_MAX but outside int64_t, so
+    // converting it would be undefined: it is out of range like anything
+    // larger.
+    if (d < static_cast<double>(min) || d > static_cast<double>(max) ||
+        d >= 0x1p63) {
       return RangeError(param, min, max, v, d < static_cast<double>(min));
     }
     value = static_cast<int64_t>(d);
