@@ -269,7 +269,7 @@ TEST_P(KernelsTest, I2SExactOverShapes) {
   for (int64_t k : {128, 256, 384, 2560, 6912}) {
     for (int64_t m : {1, 3, 7, 64, 640}) {
       const std::vector<int8_t> ternary = RandomTernary(m * k, rng);
-      for (int64_t n : {1, 2, 3, 5, 8, 16}) {
+      for (int64_t n : {1, 2, 3, 5, 7, 8, 13, 16}) {
         const std::vector<int8_t> q = RandomInt8(n * k, rng);
         CheckI2S(ternary, q, m, k, n, 0, m);
         if (HasFailure()) return;
@@ -307,7 +307,7 @@ TEST_P(KernelsTest, I2SEdgeValues) {
     weights.push_back(RandomTernary(m * k, rng));
     for (const auto& ternary : weights) {
       for (int pattern = 0; pattern < 4; ++pattern) {
-        const int64_t n = 5;
+        const int64_t n = 7;  // a full gemm token tile and a partial one
         std::vector<int8_t> q(n * k);
         for (int64_t i = 0; i < n * k; ++i) {
           switch (pattern) {
@@ -398,7 +398,7 @@ TEST_P(KernelsTest, F16GemmMatchesReference) {
       std::vector<uint16_t> w(m * k);
       for (auto& h : w)
         h = static_cast<uint16_t>((sign(rng) << 15) | (expo(rng) << 10) | mant(rng));
-      for (int64_t n : {1, 2, 3, 5}) {
+      for (int64_t n : {1, 2, 3, 5, 9, 17}) {
         SCOPED_TRACE(::testing::Message() << "k=" << k << " m=" << m << " n=" << n);
         const std::vector<float> x = RandomFloats(n * k, 1.0f, rng);
         const int64_t begin = m > 2 ? 1 : 0;
