@@ -29,7 +29,8 @@ TEST(WorkerCliTest, HelpAndBadUsage) {
   CommandResult r = RunCommand({Worker(), "--help"});
   EXPECT_EQ(r.exit_code, 0);
   for (const char* flag : {"--model-path", "--prompt", "--n-predict", "--chat", "--temperature", "--top-k", "--top-p",
-                           "--min-p", "--seed", "--stop", "--benchmark", "--json", "--threads", "BITNET_FORCE_ISA"}) {
+                           "--min-p", "--seed", "--stop", "--benchmark", "--json", "--threads", "--head-type",
+                           "BITNET_FORCE_ISA"}) {
     EXPECT_THAT(r.output, HasSubstr(flag));
   }
   r = RunCommand({Worker(), "--prompt", "hi"});
@@ -81,6 +82,37 @@ TEST(WorkerCliTest, GreedyCompletionMatchesTheReference) {
     ++checked;
   }
   EXPECT_GT(checked, 0);
+}
+
+// The int8 head (--head-type q8) is an approximation of the F16 head: where
+// the reference was clearly decided (log-prob margin >= 0.5), it agrees.
+TEST(WorkerCliTest, Q8HeadFollowsTheReferenceWhereItIsDecided) {
+  ASSERT_OK_AND_ASSIGN(std::string text, ReadFileToString(wf::testing::GoldenDir() + "/golden-h256-l4.json"));
+  const nlohmann::json golden = nlohmann::json::parse(text);
+  ASSERT_OK_AND_ASSIGN(auto file, gguf::GgufFile::Open(GoldenModel()));
+  ASSERT_OK_AND_ASSIGN(tokenizer::Vocab vocab, tokenizer::VocabFromGgufFile(*file));
+  ASSERT_OK_AND_ASSIGN(auto tok, tokenizer::Tokenizer::Create(vocab));
+  int checked = 0;
+  for (const auto& c : golden["cases"]) {
+    if (!c.contains("prompt_text")) continue;
+    std::vector<int32_t> ids;
+    for (const auto& step : c["steps"]) {
+      if (step["margin"].get<double>() < 0.5) break;
+      ids.push_back(step["token"].get<int32_t>());
+    }
+    if (ids.empty()) continue;
+    ASSERT_OK_AND_ASSIGN(std::string want, tok->Decode(ids, /*skip_special=*/true));
+    CommandResult r = RunCommand({Worker(), "-m", GoldenModel(), "--head-type", "q8", "--prompt",
+                                  c["prompt_text"].get<std::string>(), "-n", std::to_string(ids.size()),
+                                  "--temperature", "0", "--ignore-eos"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_THAT(r.output, HasSubstr(want + "\n")) << c["name"];
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
+  CommandResult bad = RunCommand({Worker(), "-m", GoldenModel(), "--head-type", "q4", "--prompt", "x"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("head_type (--head-type) must be f16 or q8, got \"q4\""));
 }
 
 TEST(WorkerCliTest, StopStringIsNeverPrinted) {

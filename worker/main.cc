@@ -17,7 +17,7 @@
 #include "worker/service/worker_server.h"
 
 int main(int argc, char** argv) {
-  std::string prompt, chat_format, system, prefill_list = "128,512", head_type = "f16";
+  std::string prompt, chat_format, system, prefill_list = "128,512";
   int64_t n_predict = 64, top_k = 0, seed = -1, repeat_last_n = 64, repetitions = 3, decode_tokens = 128;
   double temperature = 0.0, top_p = 1.0, min_p = 0.0, repeat_penalty = 1.0, presence = 0.0, frequency = 0.0;
   bool chat = false, benchmark = false, json = false, ignore_eos = false;
@@ -51,7 +51,6 @@ int main(int argc, char** argv) {
   flags.String("prefill-tokens", &prefill_list, "with --benchmark: comma-separated prompt lengths");
   flags.Int("decode-tokens", &decode_tokens, "with --benchmark: tokens generated per decode run");
   flags.Int("repetitions", &repetitions, "with --benchmark: runs per figure");
-  flags.String("head-type", &head_type, "with --benchmark: output head f16 (exact) or q8 (int8, quantized at load)");
   flags.Footer(
       "Serving: flags override the --config YAML file (keys = flag names with '_'; see\n"
       "worker/service/worker.example.yaml). SIGTERM drains: health NOT_SERVING, new requests\n"
@@ -90,6 +89,12 @@ int main(int argc, char** argv) {
   }
   wf::SetLogLevel(level);
   const std::string& model_path = config.model_path;
+  // Validated by ResolveWorkerConfig; parsed here for --benchmark and --prompt.
+  const absl::StatusOr<wf::engine::HeadType> head_type = wf::engine::ParseHeadType(config.head_type);
+  if (!head_type.ok()) {
+    std::fprintf(stderr, "wf_worker: --head-type: %s\n", std::string(head_type.status().message()).c_str());
+    return 2;
+  }
   const int64_t threads = config.threads;
   if (auto isa = wf::kernels::SelectKernels(); !isa.ok()) {
     std::fprintf(stderr, "wf_worker: %s\n", std::string(isa.status().message()).c_str());
@@ -106,12 +111,7 @@ int main(int argc, char** argv) {
     o.json = json;
     o.repetitions = repetitions;
     o.decode_tokens = decode_tokens;
-    absl::StatusOr<wf::engine::HeadType> ht = wf::engine::ParseHeadType(head_type);
-    if (!ht.ok()) {
-      std::fprintf(stderr, "wf_worker: --head-type: %s\n", std::string(ht.status().message()).c_str());
-      return 2;
-    }
-    o.head_type = *ht;
+    o.head_type = *head_type;
     o.prefill_tokens.clear();
     for (absl::string_view part : absl::StrSplit(prefill_list, ',', absl::SkipEmpty())) {
       int64_t n = 0;
@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
   } else {
     wf::cli::GenerateOptions o;
     o.model_path = model_path;
+    o.head_type = *head_type;
     o.prompt = prompt;
     o.chat = chat;
     o.chat_format = chat_format;

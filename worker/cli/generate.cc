@@ -46,7 +46,7 @@ absl::StatusOr<std::vector<int32_t>> EncodePrompt(const GenerateOptions& o, cons
 
 absl::Status RunGenerate(const GenerateOptions& o, std::ostream& out) {
   const auto t0 = std::chrono::steady_clock::now();
-  BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> model, engine::Model::Load(o.model_path, {}));
+  BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> model, engine::Model::Load(o.model_path, {.head_type = o.head_type}));
   BN_ASSIGN_OR_RETURN(tokenizer::Vocab vocab, tokenizer::VocabFromGgufFile(model->file()));
   BN_ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok, tokenizer::Tokenizer::Create(vocab));
   const auto t_loaded = std::chrono::steady_clock::now();

@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "worker/engine/model.h"
 #include "worker/engine/sampling.h"
 
 namespace wf::cli {
 
 struct GenerateOptions {
   std::string model_path;
+  engine::HeadType head_type = engine::HeadType::kF16;  // kQ8: int8 head quantized at load
   std::string prompt;
   bool chat = false;         // Render the model's chat format around the prompt.
   std::string chat_format;   // "bitnet", "llama3", "chatml"; empty: from the file's template.

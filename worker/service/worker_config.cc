@@ -35,6 +35,8 @@ const Setting kSettings[] = {
     {"model_path", "m", &WorkerConfig::model_path, "GGUF model file (bitnet-b1.58: I2_S, TQ1_0 or TQ2_0)"},
     {"model_name", "", &WorkerConfig::model_name, "model name for the router and metrics; empty = file name"},
     {"max_context", "", &WorkerConfig::max_context, "context limit in tokens; 0 = the model's training context"},
+    {"head_type", "", &WorkerConfig::head_type,
+     "output head: f16 (exact) or q8 (int8 per row, quantized at load; faster, logits drift slightly)"},
     {"host", "", &WorkerConfig::host, "gRPC listen address"},
     {"port", "", &WorkerConfig::port, "gRPC port; 0 = any free port (printed at start-up)"},
     {"metrics_host", "", &WorkerConfig::metrics_host, "Prometheus /metrics listen address"},
@@ -242,6 +244,7 @@ absl::Status ValidateWorkerConfig(const WorkerConfig& c) {
         c.max_step_tokens);
   }
   range("max_context", c.max_context, 0, int64_t{1} << 24);
+  if (c.head_type != "f16" && c.head_type != "q8") bad("head_type", "must be f16 or q8", absl::StrCat("\"", c.head_type, "\""));
   if (c.max_new_tokens < 1) {
     bad("max_new_tokens", "must be >= 1", c.max_new_tokens);
   }

@@ -39,6 +39,9 @@ struct WorkerConfig {
   std::string model_path;   // GGUF model file; required
   std::string model_name;   // name reported to the router and in metrics; "" = the file name without .gguf
   int64_t max_context = 0;  // context limit (prompt + generated) in tokens; 0 = the model's training context
+  // Output head: "f16" (the file's weights, exact) or "q8" (int8 with one
+  // scale per row, quantized at load: faster decode, logits drift slightly).
+  std::string head_type = "f16";
 
   // Network.
   std::string host = "0.0.0.0";  // gRPC listen address

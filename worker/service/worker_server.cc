@@ -149,7 +149,9 @@ absl::Status RunWorkerServer(const WorkerConfig& config) {
   }
 
   // The model.
-  BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> model, engine::Model::Load(config.model_path, {}));
+  BN_ASSIGN_OR_RETURN(engine::HeadType head_type, engine::ParseHeadType(config.head_type));
+  BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> model,
+                      engine::Model::Load(config.model_path, {.head_type = head_type}));
   BN_ASSIGN_OR_RETURN(tokenizer::Vocab vocab, tokenizer::VocabFromGgufFile(model->file()));
   BN_ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok, tokenizer::Tokenizer::Create(std::move(vocab)));
   std::optional<tokenizer::ChatFormat> chat;
