@@ -170,7 +170,12 @@ bool Scheduler::TryAdmit(int64_t* budget, StepPlan* plan) {
   const int64_t end =
       std::min<int64_t>(static_cast<int64_t>(s->tokens.size()), config_.max_context);
   const int64_t count = std::min(end - start, *budget);
-  if (count <= 0 || !blocks_->CanAcquireAndReserve(hashes, max_blocks, start + count)) return false;
+  // A preempted sequence comes back only when all it holds fits at once: let
+  // in chunk by chunk, it would run out of blocks again against the same
+  // older sequences and be preempted again, recomputing for nothing each time
+  // (two long generations sharing a pool made no progress that way).
+  const int64_t need = s->num_preemptions > 0 ? end : start + count;
+  if (count <= 0 || !blocks_->CanAcquireAndReserve(hashes, max_blocks, need)) return false;
 
   const bool first_admission = s->cached_prompt_tokens < 0;
   const int got = blocks_->AcquirePrefix(hashes, max_blocks, &s->kv, first_admission);

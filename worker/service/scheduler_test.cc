@@ -447,6 +447,21 @@ TEST(SchedulerTest, PreemptedSequenceRecomputesAndMatchesReference) {
   sim.ExpectNoLeaks();
 }
 
+TEST(SchedulerTest, PreemptedSequenceReturnsOnlyWhenItFitsWhole) {
+  // 8 blocks of 4 = 32 positions; two sequences growing to 30 positions each.
+  // Once preempted, the newer one waits for the older to finish instead of
+  // coming back chunk by chunk and being preempted over and over.
+  Sim sim(8, {.max_running = 2, .max_step_tokens = 4, .max_context = 32});
+  ASSERT_THAT(sim.Add(1, Prompt(6, 1), 24), IsOk());
+  ASSERT_THAT(sim.Add(2, Prompt(6, 2), 24), IsOk());
+  while (sim.scheduler().HasWork() && sim.steps() < 1000) sim.Step();
+  ASSERT_EQ(sim.finished().size(), 2u);
+  EXPECT_EQ(sim.finished().at(1).num_preemptions, 0);
+  EXPECT_EQ(sim.finished().at(2).num_preemptions, 1);
+  EXPECT_EQ(sim.finished().at(2).tokens, Expected(Prompt(6, 2), 24));
+  sim.ExpectNoLeaks();
+}
+
 TEST(SchedulerTest, PreemptedGoesToTheFrontOfTheQueue) {
   Sim sim(8, {.max_running = 2, .max_step_tokens = 16, .max_context = 32});
   ASSERT_THAT(sim.Add(1, Prompt(8, 1), 16), IsOk());
