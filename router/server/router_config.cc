@@ -53,6 +53,9 @@ void RegisterRouterFlags(FlagSet* flags, RouterConfig* c) {
                 "name the workers' certificates must hold (with --worker-tls-ca-file); empty = each worker's host");
   flags->Double("request-timeout-seconds", &c->request_timeout_seconds, "deadline of one request upstream");
   flags->Int("max-retries", &c->max_retries, "other workers tried when one fails before the first token");
+  flags->Double("stall-timeout-seconds", &c->stall_timeout_seconds,
+                "a request waiting for its first token on a worker silent this long (reports stopped, others' "
+                "arriving) is retried elsewhere; 0 = never");
   flags->Int("max-body-bytes", &c->max_body_bytes, "largest HTTP request body (413 beyond)");
   flags->Int("max-header-bytes", &c->max_header_bytes, "largest HTTP request line + header fields (431 beyond)");
   flags->Int("max-prompt-tokens", &c->max_prompt_tokens,
@@ -162,6 +165,7 @@ absl::Status ValidateRouterConfig(const RouterConfig& c) {
   range("balance_rel_threshold", c.balance_rel_threshold, 1, 1e6);
   range("request_timeout_seconds", c.request_timeout_seconds, 0.1, 86400);
   range("max_retries", static_cast<double>(c.max_retries), 0, 16);
+  range("stall_timeout_seconds", c.stall_timeout_seconds, 0, 3600);
   range("max_body_bytes", static_cast<double>(c.max_body_bytes), 1024, 1 << 30);
   range("max_header_bytes", static_cast<double>(c.max_header_bytes), 1024, 1 << 20);
   range("max_prompt_tokens", static_cast<double>(c.max_prompt_tokens), 0, 1 << 24);

@@ -43,6 +43,10 @@ struct RouterConfig {
   std::string worker_tls_server_name;  // name the workers' certificates must hold; empty = each address's host
   double request_timeout_seconds = 600;
   int64_t max_retries = 2;  // other workers tried before the first token
+  // A request still waiting for its first token on a worker whose load reports
+  // stopped (while other workers' arrive) for this long is retried elsewhere;
+  // 0 = never.
+  double stall_timeout_seconds = 1;
   int64_t max_body_bytes = 4 << 20;
   int64_t max_header_bytes = 16 << 10;  // request line + header fields (431 beyond)
   int64_t max_prompt_tokens = 0;  // 0 = the workers' context limit

@@ -74,7 +74,7 @@ absl::Status RunRouterServer(const RouterConfig& config) {
 
   RouterMetrics metrics;
   Dispatcher dispatcher(pool.get(), policy.get(), &metrics, absl::Seconds(config.request_timeout_seconds),
-                        static_cast<int>(config.max_retries));
+                        static_cast<int>(config.max_retries), absl::Seconds(config.stall_timeout_seconds));
   GatewayOptions go;
   go.api_keys = api_keys;
   go.session_header = config.session_header;
