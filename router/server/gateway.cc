@@ -299,9 +299,7 @@ absl::StatusOr<std::shared_ptr<const ModelTokenizer>> Gateway::Tokenizer() {
     if (tokenizer_ != nullptr) return tokenizer_;
   }
   absl::StatusOr<v1::ModelInfo> info = pool_->ModelInfo();
-  if (!info.ok()) {
-    return absl::UnavailableError(absl::StrCat("no worker has reported its model yet: ", info.status().message()));
-  }
+  if (!info.ok()) return info.status();
   absl::StatusOr<std::unique_ptr<ModelTokenizer>> tok = ModelTokenizer::Create(*info);
   if (!tok.ok()) return tok.status();
   std::lock_guard<std::mutex> lock(mu_);
@@ -376,11 +374,13 @@ void Gateway::Handle(http::Request request, std::shared_ptr<http::ResponseWriter
   if (path == "/ready") {
     int healthy = 0;
     for (const WorkerStatus& w : pool_->Status()) healthy += w.healthy ? 1 : 0;
-    if (healthy > 0) {
+    // Ready means requests can be served: a healthy worker, and the model
+    // (tokenizer, chat format) known from a worker's model info.
+    if (healthy > 0 && pool_->ModelInfo().ok()) {
       writer->Send(200, JsonHeaders(), absl::StrCat(R"({"status":"ready","healthy_workers":)", healthy, "}"));
     } else {
       writer->Send(503, {{"Content-Type", "application/json"}, {"Retry-After", "1"}},
-                   R"({"status":"not ready","healthy_workers":0})");
+                   absl::StrCat(R"({"status":"not ready","healthy_workers":)", healthy, "}"));
     }
     return;
   }
