@@ -851,7 +851,8 @@ void Connection::CloseNow() {
   stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
   stream_.socket().close(ignored);
   queue_.clear();  // in_flight_ stays until its write completes: it owns the buffers
-  parser_.reset();
+  // parser_ stays too: a header or body read still pending refers to it until
+  // its (aborted) completion runs, and the connection lives until then.
   std::shared_ptr<ConnectionWriter> writer = std::move(writer_);
   if (writer != nullptr) writer->MarkDisconnected();
   core_->Unregister(this, admitted_);
