@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/unused_port.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/router_process.h"
@@ -61,21 +62,7 @@ RouterGenerateRequest RouterGreedy(const std::vector<int32_t>& ids, int max_toke
   return r;
 }
 
-// A loopback port nobody listens on: bound by us, then released.
-int UnusedPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
+using ::wf::testing::UnusedPort;
 
 class WfClientTest : public ::testing::Test {
  protected:

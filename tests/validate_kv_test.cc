@@ -19,6 +19,7 @@
 #include "common/status_macros.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
+#include "common/testing/unused_port.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/http_get.h"
@@ -72,22 +73,7 @@ class Router {
   int port_ = 0;
 };
 
-// A loopback port that was free a moment ago (bound, then closed).
-int UnusedPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
+using ::wf::testing::UnusedPort;
 
 TEST(ValidateKvUnitTest, SeededPromptIdsAreDeterministicAndInRange) {
   const std::vector<int32_t> a = SeededPromptIds(7, 300, 32, 2000);

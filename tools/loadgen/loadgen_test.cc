@@ -20,6 +20,7 @@
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "common/testing/test_paths.h"
+#include "common/testing/unused_port.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -238,22 +239,7 @@ std::string WorkerBinary() { return WF_WORKER_BINARY; }
 std::string LoadgenBinary() { return WF_LOADGEN_BINARY; }
 std::string GoldenModel() { return wf::testing::GoldenDir() + "/bitnet-synth-h256-l4.gguf"; }
 
-// A loopback port with nothing listening (bound, then released).
-int UnusedPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
+using ::wf::testing::UnusedPort;
 
 class LoadgenWorkerTest : public ::testing::Test {
  protected:
