@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/gguf/gguf_reader.h"
+#include "common/status_macros.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "common/testing/test_paths.h"
@@ -57,59 +58,61 @@ TEST(WorkerCliTest, HelpAndBadUsage) {
   EXPECT_THAT(r.output, HasSubstr("sse9"));
 }
 
-TEST(WorkerCliTest, GreedyCompletionMatchesTheReference) {
-  ASSERT_OK_AND_ASSIGN(std::string text, ReadFileToString(wf::testing::GoldenDir() + "/golden-h256-l4.json"));
+// A golden case's prompt and the reference's greedy tokens up to the first
+// step decided by less than `min_margin` (log-prob of the top token over the
+// runner-up), decoded as the completion text wf_worker must print.
+struct DecidedCase {
+  std::string name;
+  std::string prompt;
+  size_t tokens = 0;
+  std::string text;
+};
+
+absl::StatusOr<std::vector<DecidedCase>> DecidedGoldenCases(double min_margin) {
+  BN_ASSIGN_OR_RETURN(std::string text, ReadFileToString(wf::testing::GoldenDir() + "/golden-h256-l4.json"));
   const nlohmann::json golden = nlohmann::json::parse(text);
-  ASSERT_OK_AND_ASSIGN(auto file, gguf::GgufFile::Open(GoldenModel()));
-  ASSERT_OK_AND_ASSIGN(tokenizer::Vocab vocab, tokenizer::VocabFromGgufFile(*file));
-  ASSERT_OK_AND_ASSIGN(auto tok, tokenizer::Tokenizer::Create(vocab));
-  int checked = 0;
+  BN_ASSIGN_OR_RETURN(auto file, gguf::GgufFile::Open(GoldenModel()));
+  BN_ASSIGN_OR_RETURN(tokenizer::Vocab vocab, tokenizer::VocabFromGgufFile(*file));
+  BN_ASSIGN_OR_RETURN(auto tok, tokenizer::Tokenizer::Create(vocab));
+  std::vector<DecidedCase> out;
   for (const auto& c : golden["cases"]) {
     if (!c.contains("prompt_text")) continue;
-    // Up to the first step where the reference itself was nearly undecided.
     std::vector<int32_t> ids;
     for (const auto& step : c["steps"]) {
-      if (step["margin"].get<double>() < 0.15) break;
+      if (step["margin"].get<double>() < min_margin) break;
       ids.push_back(step["token"].get<int32_t>());
     }
     if (ids.empty()) continue;
-    ASSERT_OK_AND_ASSIGN(std::string want, tok->Decode(ids, /*skip_special=*/true));
-    CommandResult r = RunCommand({Worker(), "-m", GoldenModel(), "--prompt", c["prompt_text"].get<std::string>(),
-                                  "-n", std::to_string(ids.size()), "--temperature", "0", "--ignore-eos"});
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    EXPECT_THAT(r.output, HasSubstr(want + "\n")) << c["name"];
-    EXPECT_THAT(r.output, HasSubstr(absl::StrCat("generated ", ids.size(), " tokens")));
-    ++checked;
+    BN_ASSIGN_OR_RETURN(std::string want, tok->Decode(ids, /*skip_special=*/true));
+    out.push_back({c["name"].get<std::string>(), c["prompt_text"].get<std::string>(), ids.size(), want});
   }
-  EXPECT_GT(checked, 0);
+  return out;
+}
+
+TEST(WorkerCliTest, GreedyCompletionMatchesTheReference) {
+  // Up to the first step where the reference itself was nearly undecided.
+  ASSERT_OK_AND_ASSIGN(std::vector<DecidedCase> cases, DecidedGoldenCases(0.15));
+  ASSERT_FALSE(cases.empty());
+  for (const DecidedCase& c : cases) {
+    CommandResult r = RunCommand({Worker(), "-m", GoldenModel(), "--prompt", c.prompt, "-n",
+                                  std::to_string(c.tokens), "--temperature", "0", "--ignore-eos"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_THAT(r.output, HasSubstr(c.text + "\n")) << c.name;
+    EXPECT_THAT(r.output, HasSubstr(absl::StrCat("generated ", c.tokens, " tokens")));
+  }
 }
 
 // The int8 head (--head-type q8) is an approximation of the F16 head: where
 // the reference was clearly decided (log-prob margin >= 0.5), it agrees.
 TEST(WorkerCliTest, Q8HeadFollowsTheReferenceWhereItIsDecided) {
-  ASSERT_OK_AND_ASSIGN(std::string text, ReadFileToString(wf::testing::GoldenDir() + "/golden-h256-l4.json"));
-  const nlohmann::json golden = nlohmann::json::parse(text);
-  ASSERT_OK_AND_ASSIGN(auto file, gguf::GgufFile::Open(GoldenModel()));
-  ASSERT_OK_AND_ASSIGN(tokenizer::Vocab vocab, tokenizer::VocabFromGgufFile(*file));
-  ASSERT_OK_AND_ASSIGN(auto tok, tokenizer::Tokenizer::Create(vocab));
-  int checked = 0;
-  for (const auto& c : golden["cases"]) {
-    if (!c.contains("prompt_text")) continue;
-    std::vector<int32_t> ids;
-    for (const auto& step : c["steps"]) {
-      if (step["margin"].get<double>() < 0.5) break;
-      ids.push_back(step["token"].get<int32_t>());
-    }
-    if (ids.empty()) continue;
-    ASSERT_OK_AND_ASSIGN(std::string want, tok->Decode(ids, /*skip_special=*/true));
-    CommandResult r = RunCommand({Worker(), "-m", GoldenModel(), "--head-type", "q8", "--prompt",
-                                  c["prompt_text"].get<std::string>(), "-n", std::to_string(ids.size()),
-                                  "--temperature", "0", "--ignore-eos"});
+  ASSERT_OK_AND_ASSIGN(std::vector<DecidedCase> cases, DecidedGoldenCases(0.5));
+  ASSERT_FALSE(cases.empty());
+  for (const DecidedCase& c : cases) {
+    CommandResult r = RunCommand({Worker(), "-m", GoldenModel(), "--head-type", "q8", "--prompt", c.prompt, "-n",
+                                  std::to_string(c.tokens), "--temperature", "0", "--ignore-eos"});
     ASSERT_EQ(r.exit_code, 0) << r.output;
-    EXPECT_THAT(r.output, HasSubstr(want + "\n")) << c["name"];
-    ++checked;
+    EXPECT_THAT(r.output, HasSubstr(c.text + "\n")) << c.name;
   }
-  EXPECT_GT(checked, 0);
   CommandResult bad = RunCommand({Worker(), "-m", GoldenModel(), "--head-type", "q4", "--prompt", "x"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.output, HasSubstr("head_type (--head-type) must be f16 or q8, got \"q4\""));
