@@ -413,47 +413,132 @@ void F16Tile(const uint16_t* w, int64_t k, const float* x, float* y, int64_t y_s
   }
 }
 
-// One token: 4 rows (8 accumulators). Several: 2 rows x 2 tokens share
-// each converted weight vector (8 accumulators; 16 would spill).
+// One token: 4 rows (8 accumulators).
 constexpr int kF16Rows = 4;
-constexpr int kF16GemmRows = 2;
-constexpr int kF16Tokens = 2;
 
-// F16Tile for the tokens left in the last token tile (1 <= tokens <= T).
+// Several tokens: each weight is converted to F32 once per token block into
+// an L1 buffer of kF16BufRows rows x kF16BufK values, and tiles of
+// kF16BufRows rows x kF16BufTokens tokens run over it with their
+// accumulators parked in memory between passes. Converting per tile made
+// vcvtph2ps (under one per cycle here) the bottleneck. A pass covers one
+// k chunk and one of F16Tile's two interleaved accumulator sets (the 8-value
+// chunks i + 8 * s of a 16-value step), so 9 accumulators + 3 tokens + 1
+// weight fit the 16 registers with 6 loads per 9 FMAs, and the per-lane FMA
+// sequence of a (row, token) is F16Tile's: a token gets the bits of its gemv.
+constexpr int kF16BufRows = 3;
+constexpr int kF16BufTokens = 3;
+constexpr int64_t kF16BufK = 512;
+constexpr int64_t kF16BufMaxTokens = 30;
+constexpr int kF16BufAcc = 2 * kF16BufRows * kF16BufTokens;
+
+// acc[s * R * T + r * T + t]: set s of (row r, token t).
 template <int R, int T>
-void F16TileForTokens(int64_t tokens, const uint16_t* w, int64_t k, const float* x, float* y,
-                      int64_t y_stride) {
+void F16BufTile(const float* wbuf, int64_t kc, const float* x, int64_t k, __m256* acc,
+                bool first) {
+#pragma GCC unroll 2
+  for (int s = 0; s < 2; ++s) {
+    __m256* set = acc + s * R * T;
+    __m256 a[R][T];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) a[r][t] = first ? _mm256_setzero_ps() : set[r * T + t];
+    }
+    for (int64_t i = 8 * s; i < kc; i += 16) {
+      __m256 xv[T];
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * k + i);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const __m256 wv = _mm256_load_ps(wbuf + r * kF16BufK + i);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) a[r][t] = _mm256_fmadd_ps(wv, xv[t], a[r][t]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) set[r * T + t] = a[r][t];
+    }
+  }
+}
+
+template <int R, int T>
+void F16BufTileForTokens(int64_t tokens, const float* wbuf, int64_t kc, const float* x, int64_t k,
+                         __m256* acc, bool first) {
   if constexpr (T > 1) {
     if (tokens < T) {
-      F16TileForTokens<R, T - 1>(tokens, w, k, x, y, y_stride);
+      F16BufTileForTokens<R, T - 1>(tokens, wbuf, kc, x, k, acc, first);
       return;
     }
   }
-  F16Tile<R, T>(w, k, x, y, y_stride);
+  F16BufTile<R, T>(wbuf, kc, x, k, acc, first);
 }
 
-// Rows outer, tokens inner: one row tile (kF16Rows * k * 2 bytes) stays in L1
-// while every token meets it, so the weights stream from memory once.
+// R (<= kF16BufRows) rows starting at w, tokens [0, n) of x (n <=
+// kF16BufMaxTokens): y[t * y_stride + r].
+template <int R>
+void F16BufRows(const uint16_t* w, int64_t k, const float* x, int64_t n, float* y,
+                int64_t y_stride) {
+  alignas(32) float wbuf[kF16BufRows * kF16BufK];
+  __m256 acc[kF16BufMaxTokens / kF16BufTokens][kF16BufAcc];
+  for (int64_t k0 = 0; k0 < k; k0 += kF16BufK) {
+    const int64_t kc = Min(kF16BufK, k - k0);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const uint16_t* src = w + r * k + k0;
+      float* dst = wbuf + r * kF16BufK;
+      for (int64_t i = 0; i < kc; i += 8) {
+        _mm256_store_ps(dst + i,
+                        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+      }
+    }
+    // The next chunk's weights arrive while this one is multiplied.
+    if (k0 + kF16BufK < k) {
+      for (int r = 0; r < R; ++r) {
+        const char* next = reinterpret_cast<const char*>(w + r * k + k0 + kF16BufK);
+        for (int64_t b = 0; b < 2 * kF16BufK; b += 64) _mm_prefetch(next + b, _MM_HINT_T0);
+      }
+    }
+    for (int64_t t0 = 0, tile = 0; t0 < n; t0 += kF16BufTokens, ++tile) {
+      F16BufTileForTokens<R, kF16BufTokens>(n - t0, wbuf, kc, x + t0 * k + k0, k, acc[tile],
+                                            k0 == 0);
+    }
+  }
+  for (int64_t t0 = 0, tile = 0; t0 < n; t0 += kF16BufTokens, ++tile) {
+    const int64_t tn = Min(kF16BufTokens, n - t0);
+    for (int r = 0; r < R; ++r) {
+      for (int64_t t = 0; t < tn; ++t) {
+        const __m256* a = acc[tile];
+        y[(t0 + t) * y_stride + r] =
+            HorizontalSum(_mm256_add_ps(a[r * tn + t], a[R * tn + r * tn + t]));
+      }
+    }
+  }
+}
+
+// One token: rows outer, each row tile (kF16Rows * k * 2 bytes) streamed once.
 void F16Gemm(const uint16_t* w, int64_t k, int64_t row_begin, int64_t row_end, const float* x,
              int64_t n, float* y, int64_t y_stride) {
   assert(k % 32 == 0 && row_begin <= row_end && y_stride >= row_end);
-  int64_t r = row_begin;
   if (n == 1) {
+    int64_t r = row_begin;
     for (; r + kF16Rows <= row_end; r += kF16Rows) {
       F16Tile<kF16Rows, 1>(w + r * k, k, x, y + r, y_stride);
     }
+    for (; r < row_end; ++r) F16Tile<1, 1>(w + r * k, k, x, y + r, y_stride);
+    return;
   }
-  for (; r + kF16GemmRows <= row_end; r += kF16GemmRows) {
-    for (int64_t t0 = 0; t0 < n; t0 += kF16Tokens) {
-      F16TileForTokens<kF16GemmRows, kF16Tokens>(Min(kF16Tokens, n - t0), w + r * k, k,
-                                                 x + t0 * k, y + t0 * y_stride + r, y_stride);
+  for (int64_t t0 = 0; t0 < n; t0 += kF16BufMaxTokens) {
+    const int64_t tn = Min(kF16BufMaxTokens, n - t0);
+    const float* xt = x + t0 * k;
+    float* yt = y + t0 * y_stride;
+    int64_t r = row_begin;
+    for (; r + kF16BufRows <= row_end; r += kF16BufRows) {
+      F16BufRows<kF16BufRows>(w + r * k, k, xt, tn, yt + r, y_stride);
     }
-  }
-  for (; r < row_end; ++r) {
-    for (int64_t t0 = 0; t0 < n; t0 += kF16Tokens) {
-      F16TileForTokens<1, kF16Tokens>(Min(kF16Tokens, n - t0), w + r * k, k, x + t0 * k,
-                                      y + t0 * y_stride + r, y_stride);
-    }
+    if (row_end - r == 2) F16BufRows<2>(w + r * k, k, xt, tn, yt + r, y_stride);
+    if (row_end - r == 1) F16BufRows<1>(w + r * k, k, xt, tn, yt + r, y_stride);
   }
 }
 
