@@ -180,6 +180,71 @@ double MeasureBandwidth(const kernels::KernelTable& kt, engine::ThreadPool& pool
   return best;
 }
 
+struct ComputeRates {
+  double i8_macs_per_s = 0;   // kernels' int8 multiply-add peak
+  double f32_macs_per_s = 0;  // kernels' F32 FMA peak (lanes)
+};
+
+// Best-of-`passes` compute throughput of the kernels' probes with `threads`
+// threads of the pool each running the same number of rounds (about 50 ms of
+// work per thread per probe).
+ComputeRates MeasureCompute(const kernels::KernelTable& kt, engine::ThreadPool& pool,
+                            int threads, int64_t passes) {
+  constexpr double kTargetSeconds = 0.05;
+  std::atomic<int64_t> sink{0};
+  auto rate = [&](auto&& probe) {
+    // Calibrate the rounds on one thread, then time all threads together.
+    int64_t rounds = 1 << 12;
+    for (;;) {
+      const auto a = Clock::now();
+      probe(rounds);
+      const double s = Seconds(a, Clock::now());
+      if (s > kTargetSeconds / 4 || rounds > (int64_t{1} << 40)) {
+        rounds = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(rounds) *
+                                                           kTargetSeconds / std::max(s, 1e-9)));
+        break;
+      }
+      rounds *= 4;
+    }
+    double best = 0.0;
+    for (int64_t r = 0; r < passes; ++r) {
+      std::atomic<int64_t> macs{0};
+      const auto a = Clock::now();
+      pool.ParallelFor(threads, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) macs.fetch_add(probe(rounds));
+      });
+      best = std::max(best, static_cast<double>(macs.load()) / Seconds(a, Clock::now()));
+    }
+    return best;
+  };
+  ComputeRates out;
+  out.i8_macs_per_s = rate([&](int64_t rounds) {
+    int32_t v = 0;
+    const int64_t n = kt.i8_mac_probe(rounds, &v);
+    sink.fetch_add(v, std::memory_order_relaxed);
+    return n;
+  });
+  out.f32_macs_per_s = rate([&](int64_t rounds) {
+    float v = 0;
+    const int64_t n = kt.f32_fma_probe(rounds, &v);
+    sink.fetch_add(static_cast<int64_t>(v), std::memory_order_relaxed);
+    return n;
+  });
+  // Keeps the probes' results observable.
+  if (sink.load() == 1) std::fprintf(stderr, "benchmark: compute probe sink 1\n");
+  return out;
+}
+
+// Multiply-adds of one token through the ternary projections, and through
+// the output head.
+double TernaryMacsPerToken(const engine::ModelConfig& c) {
+  const double e = c.n_embd, kv = static_cast<double>(c.n_head_kv) * c.head_dim, ff = c.n_ff;
+  return c.n_layer * (2.0 * e * e + 2.0 * e * kv + 3.0 * e * ff);
+}
+double HeadMacsPerToken(const engine::ModelConfig& c) {
+  return static_cast<double>(c.n_embd) * c.n_vocab;
+}
+
 }  // namespace
 
 absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
@@ -229,6 +294,31 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
     session->Reset();
     BN_RETURN_IF_ERROR(session->Prefill(warm).status());
   }
+  // The compute roofline of this host and kernel table, with all threads and
+  // with one (on hosts whose vCPUs are hyperthreads of one core, two threads
+  // add little compute).
+  const ComputeRates compute =
+      MeasureCompute(model->kernels(), pool, threads, o.bandwidth_repetitions);
+  engine::ThreadPool single(1);
+  const ComputeRates compute1 =
+      MeasureCompute(model->kernels(), single, 1, o.bandwidth_repetitions);
+  std::fprintf(stderr, "benchmark: compute %.1f int8 GMAC/s, %.1f f32 GFMA/s (1 thread: %.1f, %.1f)\n",
+               compute.i8_macs_per_s / 1e9, compute.f32_macs_per_s / 1e9,
+               compute1.i8_macs_per_s / 1e9, compute1.f32_macs_per_s / 1e9);
+  result["compute"] = {{"threads", threads},
+                       {"i8_gmac_per_s", compute.i8_macs_per_s / 1e9},
+                       {"f32_gfma_per_s", compute.f32_macs_per_s / 1e9},
+                       {"one_thread_i8_gmac_per_s", compute1.i8_macs_per_s / 1e9},
+                       {"one_thread_f32_gfma_per_s", compute1.f32_macs_per_s / 1e9}};
+  const double ternary_macs = TernaryMacsPerToken(cfg);
+  const double head_macs = HeadMacsPerToken(cfg);
+  result["ternary_macs_per_token"] = ternary_macs;
+  result["head_macs_per_token"] = head_macs;
+  // Attention multiply-adds of one token over `ctx` cached positions.
+  auto attention_macs = [&](double ctx) {
+    return 2.0 * cfg.n_layer * cfg.n_head * cfg.head_dim * ctx;
+  };
+
   Json prefill = Json::array();
   for (int64_t n : o.prefill_tokens) {
     std::vector<double> rates;
@@ -242,7 +332,16 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
       Progress(absl::StrCat("prefill ", n, " tokens"), r, o.repetitions, rates.back());
     }
     const Stat s = Summarize(rates);
-    prefill.push_back({{"tokens", n}, {"tok_per_s", s.mean}, {"sd", s.sd}});
+    // Every ternary multiply-add is at least one int8 multiply-add of the
+    // kernels; attention runs on the F32 units (the head: last token only).
+    const double bound =
+        1.0 / (ternary_macs / compute.i8_macs_per_s +
+               attention_macs(static_cast<double>(n) / 2.0) / compute.f32_macs_per_s);
+    prefill.push_back({{"tokens", n},
+                       {"tok_per_s", s.mean},
+                       {"sd", s.sd},
+                       {"compute_bound_tok_per_s", bound},
+                       {"fraction_of_compute_bound", s.mean / bound}});
   }
   result["prefill"] = prefill;
 
@@ -339,12 +438,27 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
       }
       for (engine::SequenceKv& kv : seqs) cache->Release(&kv);
       const Stat s = Summarize(rates);
+      // Roofline of one step: compute (ternary on the int8 units, head and
+      // attention on the F32 units) or memory (the weights once per step
+      // plus each sequence's KV), whichever is slower.
+      const double mean_ctx = static_cast<double>(ctx) + static_cast<double>(o.batch_steps) / 2.0;
+      const double compute_bound =
+          1.0 / (ternary_macs / compute.i8_macs_per_s +
+                 (head_macs + attention_macs(mean_ctx)) / compute.f32_macs_per_s);
+      const double memory_bound =
+          bandwidth > 0.0 ? static_cast<double>(n) * bandwidth * 1e9 /
+                                (weight_bytes + static_cast<double>(n) * kv_per_pos * mean_ctx)
+                          : compute_bound;
+      const double bound = std::min(compute_bound, memory_bound);
       batched.push_back({{"sequences", n},
                          {"steps", o.batch_steps},
                          {"context", ctx},
                          {"tok_per_s", s.mean},
                          {"sd", s.sd},
-                         {"step_ms", 1000.0 * static_cast<double>(n) / s.mean}});
+                         {"step_ms", 1000.0 * static_cast<double>(n) / s.mean},
+                         {"compute_bound_tok_per_s", compute_bound},
+                         {"memory_bound_tok_per_s", memory_bound},
+                         {"fraction_of_bound", s.mean / bound}});
     }
     result["batched_decode"] = batched;
   }
@@ -411,9 +525,15 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
                          o.model_path, static_cast<double>(model->file().size()) / 1e9,
                          result["kernels"].get<std::string>(), threads,
                          engine::HeadTypeName(model->head_type()), load_s);
+  out << absl::StrFormat("compute %.1f int8 GMAC/s, %.1f f32 GFMA/s (one thread %.1f, %.1f)\n",
+                         compute.i8_macs_per_s / 1e9, compute.f32_macs_per_s / 1e9,
+                         compute1.i8_macs_per_s / 1e9, compute1.f32_macs_per_s / 1e9);
   for (const auto& p : prefill) {
-    out << absl::StrFormat("pp%-5d %8.1f ± %.1f tok/s\n", p["tokens"].get<int64_t>(),
-                           p["tok_per_s"].get<double>(), p["sd"].get<double>());
+    out << absl::StrFormat("pp%-5d %8.1f ± %.1f tok/s (%.0f%% of its compute bound %.1f)\n",
+                           p["tokens"].get<int64_t>(), p["tok_per_s"].get<double>(),
+                           p["sd"].get<double>(),
+                           100.0 * p["fraction_of_compute_bound"].get<double>(),
+                           p["compute_bound_tok_per_s"].get<double>());
   }
   out << absl::StrFormat("tg%-5d %8.1f ± %.1f tok/s\n", o.decode_tokens, d.mean, d.sd);
   for (const auto& c : contexts) {
@@ -421,9 +541,10 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
                            c["tok_per_s"].get<double>(), c["sd"].get<double>());
   }
   for (const auto& b : batched) {
-    out << absl::StrFormat("batched decode %2d sequences %8.1f ± %.1f tok/s aggregate\n",
-                           b["sequences"].get<int64_t>(), b["tok_per_s"].get<double>(),
-                           b["sd"].get<double>());
+    out << absl::StrFormat(
+        "batched decode %2d sequences %8.1f ± %.1f tok/s aggregate (%.0f%% of its bound)\n",
+        b["sequences"].get<int64_t>(), b["tok_per_s"].get<double>(), b["sd"].get<double>(),
+        100.0 * b["fraction_of_bound"].get<double>());
   }
   if (q8_rate > 0.0) {
     out << absl::StrFormat("tg%-5d q8 head %8.1f tok/s\n", o.decode_tokens, q8_rate);

@@ -13,8 +13,17 @@
 //   head_type            "f16" | "q8": the head of the main model
 //   load_seconds         Model::Load wall time (page cache as found)
 //   head_quantize_seconds  part of load_seconds quantizing a q8 head
-//   prefill[]            {tokens, tok_per_s, sd}: one prompt of `tokens`
-//                        random ids in one forward call, mean over reps
+//   compute              {threads, i8_gmac_per_s, f32_gfma_per_s,
+//                        one_thread_i8_gmac_per_s, one_thread_f32_gfma_per_s}:
+//                        best-of-passes rates of the kernels' compute probes
+//                        (KernelTable::i8_mac_probe, f32_fma_probe), the
+//                        compute half of the roofline
+//   ternary_macs_per_token, head_macs_per_token  multiply-adds of one token
+//   prefill[]            {tokens, tok_per_s, sd, compute_bound_tok_per_s,
+//                        fraction_of_compute_bound}: one prompt of `tokens`
+//                        random ids in one forward call, mean over reps; the
+//                        bound counts one int8 multiply-add per ternary
+//                        weight and the attention on the F32 units
 //   decode               {tokens, tok_per_s, sd}: greedy Session::Decode
 //                        after a one-token prompt (context 1..tokens); each
 //                        repetition runs right after a bandwidth probe
@@ -24,9 +33,13 @@
 //   long_context_ratio   decode_context rate at the longest context divided
 //                        by the rate at the shortest
 //   batched_decode[]     {sequences, steps, context, tok_per_s, sd,
-//                        step_ms}: one forward call per step carrying one
-//                        decode token of each sequence; tok_per_s aggregates
-//                        the sequences (sequences * steps / time)
+//                        step_ms, compute_bound_tok_per_s,
+//                        memory_bound_tok_per_s, fraction_of_bound}: one
+//                        forward call per step carrying one decode token of
+//                        each sequence; tok_per_s aggregates the sequences
+//                        (sequences * steps / time); the bound is the lower
+//                        of compute (ternary on int8, head and attention on
+//                        F32) and memory (weights once per step + the KV)
 //   kv_pool_bytes        bytes of the largest KV pool the benchmark made
 //   peak_rss_bytes       VmHWM after the measurements above (before the q8
 //                        comparison loads a second model)

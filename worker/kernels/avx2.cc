@@ -675,6 +675,47 @@ void F32ToF16(const float* src, uint16_t* dst, int64_t n) {
 
 #include "worker/kernels/internal/attention_avx2.inc"
 
+// Compute probes: 12 independent chains per round (enough to cover the
+// latency of the multiplier on every core we target); the empty asm keeps
+// each chain in a register and stops the compiler from folding rounds.
+int64_t I8MacProbe(int64_t rounds, int32_t* sink) {
+  constexpr int kChains = 12;
+  __m256i acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_epi16(static_cast<int16_t>(c));
+  __m256i a = _mm256_set1_epi8(2);
+  const __m256i b = _mm256_set1_epi8(-3);
+  for (int64_t r = 0; r < rounds; ++r) {
+#pragma GCC unroll 12
+    for (int c = 0; c < kChains; ++c) {
+      acc[c] = _mm256_add_epi16(acc[c], _mm256_maddubs_epi16(a, b));
+      __asm__("" : "+x"(acc[c]));
+    }
+    __asm__("" : "+x"(a));
+  }
+  __m256i sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = _mm256_add_epi16(sum, acc[c]);
+  *sink = _mm256_extract_epi32(sum, 0);
+  return rounds * kChains * 32;
+}
+
+int64_t F32FmaProbe(int64_t rounds, float* sink) {
+  constexpr int kChains = 12;
+  __m256 acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_ps(0.001f * static_cast<float>(c));
+  const __m256 m = _mm256_set1_ps(0.999f), add = _mm256_set1_ps(0.0001f);
+  for (int64_t r = 0; r < rounds; ++r) {
+#pragma GCC unroll 12
+    for (int c = 0; c < kChains; ++c) {
+      acc[c] = _mm256_fmadd_ps(acc[c], m, add);
+      __asm__("" : "+x"(acc[c]));
+    }
+  }
+  __m256 sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = _mm256_add_ps(sum, acc[c]);
+  *sink = _mm256_cvtss_f32(sum);
+  return rounds * kChains * 8;
+}
+
 // vpsadbw against zero sums each 8 bytes into a 64-bit lane: exact, and
 // cheap enough that the loop runs at memory speed.
 uint64_t ReadSum(const uint8_t* p, int64_t n) {
@@ -711,6 +752,8 @@ constexpr KernelTable kAvx2Table = {
     .f16_to_f32 = &F16ToF32,
     .f32_to_f16 = &F32ToF16,
     .read_sum = &ReadSum,
+    .i8_mac_probe = &I8MacProbe,
+    .f32_fma_probe = &F32FmaProbe,
     .f16_scores = &F16Scores,
     .f16_accumulate_rows = &F16AccumulateRows,
 };

@@ -192,6 +192,37 @@ uint64_t ReadSum(const uint8_t* p, int64_t n) {
   return sum;
 }
 
+// Twelve independent chains per round, like the SIMD probes; the compiler
+// may vectorise these, which is fine: the figure is what this table can do.
+int64_t I8MacProbe(int64_t rounds, int32_t* sink) {
+  constexpr int kChains = 12;
+  int32_t acc[kChains] = {};
+  int32_t a = 2;
+  const int32_t b = -3;
+  for (int64_t r = 0; r < rounds; ++r) {
+    for (int c = 0; c < kChains; ++c) acc[c] = static_cast<int16_t>(acc[c] + a * b + (a + c) * b);
+    a ^= 1;
+  }
+  int32_t sum = 0;
+  for (int c = 0; c < kChains; ++c) sum += acc[c];
+  *sink = sum;
+  return rounds * kChains * 2;
+}
+
+int64_t F32FmaProbe(int64_t rounds, float* sink) {
+  constexpr int kChains = 12;
+  float acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = 0.001f * static_cast<float>(c);
+  const float m = 0.999f, add = 0.0001f;
+  for (int64_t r = 0; r < rounds; ++r) {
+    for (int c = 0; c < kChains; ++c) acc[c] = std::fma(acc[c], m, add);
+  }
+  float sum = 0.0f;
+  for (int c = 0; c < kChains; ++c) sum += acc[c];
+  *sink = sum;
+  return rounds * kChains;
+}
+
 void F16Scores(const uint16_t* k, int64_t rows, int64_t hd, const float* q, int64_t n_q,
                float* out, int64_t out_stride) {
   assert(hd % 8 == 0 && n_q >= 1 && out_stride >= rows);
@@ -230,6 +261,8 @@ constexpr KernelTable kGenericTable = {
     .f16_to_f32 = &F16ToF32,
     .f32_to_f16 = &F32ToF16,
     .read_sum = &ReadSum,
+    .i8_mac_probe = &I8MacProbe,
+    .f32_fma_probe = &F32FmaProbe,
     .f16_scores = &F16Scores,
     .f16_accumulate_rows = &F16AccumulateRows,
 };

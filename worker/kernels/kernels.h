@@ -146,6 +146,18 @@ using F16AccumulateRowsFn = void (*)(const uint16_t* v, int64_t rows, int64_t hd
 // the decode kernels do. Any n >= 0.
 using ReadSumFn = uint64_t (*)(const uint8_t* p, int64_t n);
 
+// Compute-throughput probes, the other half of the benchmark's roofline: each
+// runs `rounds` rounds of independent register-only multiply-add chains of
+// the kind the kernels are made of, and returns how many multiply-adds it
+// did (the caller times it). `sink` receives a value that depends on every
+// chain, so the work cannot be optimised away.
+//   int8 probe: unsigned x signed byte products summed in pairs into int16
+//   (vpmaddubsw + vpaddw, the core of the ternary and int8 kernels);
+//   f32 probe: single-precision fused multiply-adds (the F16 head and
+//   attention). Any rounds >= 0.
+using I8MacProbeFn = int64_t (*)(int64_t rounds, int32_t* sink);
+using F32FmaProbeFn = int64_t (*)(int64_t rounds, float* sink);
+
 // The kernels of one ISA. Tables are immutable and live for the whole
 // program; share the pointer freely between threads.
 struct KernelTable {
@@ -162,6 +174,8 @@ struct KernelTable {
   F16ToF32Fn f16_to_f32;
   F32ToF16Fn f32_to_f16;
   ReadSumFn read_sum;
+  I8MacProbeFn i8_mac_probe;
+  F32FmaProbeFn f32_fma_probe;
   F16ScoresFn f16_scores;
   F16AccumulateRowsFn f16_accumulate_rows;
 };

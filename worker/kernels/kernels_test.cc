@@ -619,6 +619,23 @@ TEST_P(KernelsTest, ReadSumIsExactForEveryLengthAndOffset) {
   }
 }
 
+TEST_P(KernelsTest, ComputeProbesCountTheirWorkAndAreDeterministic) {
+  int32_t i8_sink = 0, i8_again = 1;
+  const int64_t i8_per_round = kt_->i8_mac_probe(1, &i8_sink);
+  EXPECT_GT(i8_per_round, 0);
+  EXPECT_EQ(kt_->i8_mac_probe(0, &i8_sink), 0);
+  EXPECT_EQ(kt_->i8_mac_probe(1000, &i8_sink), 1000 * i8_per_round);
+  EXPECT_EQ(kt_->i8_mac_probe(1000, &i8_again), 1000 * i8_per_round);
+  EXPECT_EQ(i8_sink, i8_again);
+  float f_sink = 0.0f, f_again = 1.0f;
+  const int64_t f32_per_round = kt_->f32_fma_probe(1, &f_sink);
+  EXPECT_GT(f32_per_round, 0);
+  EXPECT_EQ(kt_->f32_fma_probe(1000, &f_sink), 1000 * f32_per_round);
+  EXPECT_EQ(kt_->f32_fma_probe(1000, &f_again), 1000 * f32_per_round);
+  EXPECT_EQ(f_sink, f_again);
+  EXPECT_TRUE(std::isfinite(f_sink));
+}
+
 TEST_P(KernelsTest, TableReportsItsIsa) { EXPECT_EQ(kt_->isa, GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, KernelsTest,
