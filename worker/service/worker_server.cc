@@ -212,10 +212,11 @@ absl::Status RunWorkerServer(const WorkerConfig& config) {
 
   int sig = 0;
   sigwait(&signals, &sig);
+  // Refuse new work before saying so: whoever reads "draining" may rely on it.
+  loop->BeginDrain();
+  SetHealth(server.get(), false);
   Say(absl::StrFormat("draining (signal %d): up to %.1f s for %d running requests", sig,
                       config.drain_timeout_seconds, loop->num_live_requests()));
-  SetHealth(server.get(), false);
-  loop->BeginDrain();
   const bool idle = loop->WaitIdle(absl::Seconds(config.drain_timeout_seconds));
   if (!idle) {
     WF_LOG(WARNING) << "drain deadline passed; aborting " << loop->num_live_requests() << " requests";
