@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -14,7 +13,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "worker/engine/internal/fast_exp.h"
 #include "worker/kernels/kernels.h"
 
 namespace wf::engine {
@@ -329,18 +327,7 @@ void ModelRunner::Attention(int layer, int64_t n_tokens) {
         const TokenInfo& info = tokens_[t0 + item / n_head];
         const int64_t n_pos = info.position + 1;
         float* p = scores + item * max_pos;
-        float max = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < n_pos; ++j) {
-          p[j] *= kq_scale;
-          max = std::max(max, p[j]);
-        }
-        double sum = 0.0;
-        for (int64_t j = 0; j < n_pos; ++j) {
-          p[j] = internal::ExpNonPositive(p[j] - max);
-          sum += static_cast<double>(p[j]);
-        }
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int64_t j = 0; j < n_pos; ++j) p[j] *= inv;
+        kt.f32_softmax(p, n_pos, kq_scale);
         if (info.decode_rounding) RoundToF16(kt, p, n_pos);
       }
     });

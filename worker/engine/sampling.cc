@@ -9,13 +9,13 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "worker/engine/internal/fast_exp.h"
+#include "worker/kernels/internal/fast_exp.h"
 
 namespace wf::engine {
 namespace {
 
-using internal::ExpNonPositive;
-using internal::Select;
+using kernels::internal::ExpNonPositive;
+using kernels::internal::Select;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 // Largest top_k selected with a heap in one pass; above it, nth_element.

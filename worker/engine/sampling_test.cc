@@ -14,7 +14,7 @@
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "worker/engine/internal/fast_exp.h"
+#include "worker/kernels/internal/fast_exp.h"
 
 namespace wf::engine {
 namespace {
@@ -121,12 +121,12 @@ TEST(ExpNonPositiveTest, AccurateToAFewUlpsAndZeroBelowRange) {
     const float x = -86.99f * static_cast<float>(i) / 200000.0f;
     const double expected = std::exp(static_cast<double>(x));
     worst = std::max(
-        worst, std::abs(internal::ExpNonPositive(x) - expected) / expected);
+        worst, std::abs(kernels::internal::ExpNonPositive(x) - expected) / expected);
   }
   EXPECT_LT(worst, 2.5e-7);  // About four float ulps.
-  EXPECT_EQ(internal::ExpNonPositive(0.0f), 1.0f);
-  EXPECT_EQ(internal::ExpNonPositive(-87.5f), 0.0f);
-  EXPECT_EQ(internal::ExpNonPositive(-kInf), 0.0f);
+  EXPECT_EQ(kernels::internal::ExpNonPositive(0.0f), 1.0f);
+  EXPECT_EQ(kernels::internal::ExpNonPositive(-87.5f), 0.0f);
+  EXPECT_EQ(kernels::internal::ExpNonPositive(-kInf), 0.0f);
 }
 
 TEST(SamplerTest, GreedyPicksArgmaxWithTiesToLowestId) {

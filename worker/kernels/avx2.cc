@@ -756,6 +756,7 @@ constexpr KernelTable kAvx2Table = {
     .f32_fma_probe = &F32FmaProbe,
     .f16_scores = &F16Scores,
     .f16_accumulate_rows = &F16AccumulateRows,
+    .f32_softmax = &F32Softmax,
 };
 
 }  // namespace

@@ -1,10 +1,13 @@
 // Portable scalar kernels: the reference every SIMD file is tested against.
 // No intrinsics; compiled for the baseline target.
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
+#include "worker/kernels/internal/fast_exp.h"
 #include "worker/kernels/internal/isa_tables.h"
 #include "worker/kernels/kernels.h"
 
@@ -247,6 +250,23 @@ void F16AccumulateRows(const uint16_t* v, int64_t rows, int64_t hd, const float*
   }
 }
 
+void F32Softmax(float* p, int64_t n, float scale) {
+  assert(n >= 1);
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < n; ++j) {
+    p[j] *= scale;
+    max = std::max(max, p[j]);
+  }
+  double s[8] = {};
+  for (int64_t j = 0; j < n; ++j) {
+    p[j] = internal::ExpNonPositive(p[j] - max);
+    s[j % 8] += static_cast<double>(p[j]);
+  }
+  const double sum = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t j = 0; j < n; ++j) p[j] *= inv;
+}
+
 constexpr KernelTable kGenericTable = {
     .isa = Isa::kGeneric,
     .quantize_activations_i8 = &QuantizeActivationsI8,
@@ -265,6 +285,7 @@ constexpr KernelTable kGenericTable = {
     .f32_fma_probe = &F32FmaProbe,
     .f16_scores = &F16Scores,
     .f16_accumulate_rows = &F16AccumulateRows,
+    .f32_softmax = &F32Softmax,
 };
 
 }  // namespace

@@ -141,6 +141,14 @@ using F16ScoresFn = void (*)(const uint16_t* k, int64_t rows, int64_t hd, const 
 using F16AccumulateRowsFn = void (*)(const uint16_t* v, int64_t rows, int64_t hd, const float* p,
                                      int64_t p_stride, int64_t n_q, float* acc);
 
+// Softmax of n >= 1 attention scores in place, the same bits on every ISA:
+//   x_j = p[j] * scale;  m = max_j x_j;
+//   e_j = ExpNonPositive(x_j - m)   (internal/fast_exp.h, operation for operation)
+//   sum = the e_j widened to double, summed into 8 partial sums by j % 8 in
+//         increasing j, then ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))
+//   p[j] = e_j * (float)(1.0 / sum)
+using F32SoftmaxFn = void (*)(float* p, int64_t n, float scale);
+
 // Sum of the n bytes p[0, n) as unsigned values (exact). A memory-read
 // bandwidth probe: it streams its input with the widest loads of the ISA, as
 // the decode kernels do. Any n >= 0.
@@ -178,6 +186,7 @@ struct KernelTable {
   F32FmaProbeFn f32_fma_probe;
   F16ScoresFn f16_scores;
   F16AccumulateRowsFn f16_accumulate_rows;
+  F32SoftmaxFn f32_softmax;
 };
 
 // True if this CPU and OS can run `isa` (cpuid feature bits plus XCR0 state

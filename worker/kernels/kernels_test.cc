@@ -619,6 +619,34 @@ TEST_P(KernelsTest, ReadSumIsExactForEveryLengthAndOffset) {
   }
 }
 
+TEST_P(KernelsTest, F32SoftmaxIsBitExactWithGenericAndMatchesExp) {
+  const KernelTable* generic = KernelsFor(Isa::kGeneric);
+  std::mt19937 rng(31);
+  for (int64_t n : {1, 2, 7, 8, 9, 15, 16, 17, 100, 4097}) {
+    for (float spread : {0.1f, 10.0f, 400.0f}) {  // 400: many exps below the -87 cutoff
+      SCOPED_TRACE(::testing::Message() << "n=" << n << " spread=" << spread);
+      std::uniform_real_distribution<float> u(-spread, spread);
+      std::vector<float> scores(n);
+      for (float& x : scores) x = u(rng);
+      const float scale = 0.0883883f;  // 1/sqrt(128)
+      std::vector<float> ours = scores, ref = scores;
+      kt_->f32_softmax(ours.data(), n, scale);
+      generic->f32_softmax(ref.data(), n, scale);
+      EXPECT_EQ(0, std::memcmp(ours.data(), ref.data(), n * sizeof(float)));
+      double max = -1e30, total = 0;
+      for (float x : scores) max = std::max(max, static_cast<double>(x * scale));
+      std::vector<double> exact(n);
+      for (int64_t j = 0; j < n; ++j) total += exact[j] = std::exp(scores[j] * scale - max);
+      double sum = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        sum += ours[j];
+        EXPECT_NEAR(ours[j], exact[j] / total, 1e-6 + 1e-5 * exact[j] / total) << "j=" << j;
+      }
+      EXPECT_NEAR(sum, 1.0, 1e-4);
+    }
+  }
+}
+
 TEST_P(KernelsTest, ComputeProbesCountTheirWorkAndAreDeterministic) {
   int32_t i8_sink = 0, i8_again = 1;
   const int64_t i8_per_round = kt_->i8_mac_probe(1, &i8_sink);

@@ -1,13 +1,15 @@
-// Branch-free float exp for the sampler's weights. Private to
-// worker/engine; a header only so that the tests can check its accuracy.
-#ifndef WF_WORKER_ENGINE_INTERNAL_FAST_EXP_H_
-#define WF_WORKER_ENGINE_INTERNAL_FAST_EXP_H_
+// Branch-free float exp for the sampler's weights and the attention softmax.
+// Private to worker/ (the kernels' softmax follows it operation for
+// operation; the engine's sampler calls it); a header so that the tests can
+// check its accuracy.
+#ifndef WF_WORKER_KERNELS_INTERNAL_FAST_EXP_H_
+#define WF_WORKER_KERNELS_INTERNAL_FAST_EXP_H_
 
 #include <cstdint>
 
 #include "absl/base/casts.h"
 
-namespace wf::engine::internal {
+namespace wf::kernels::internal {
 
 // cond ? a : b through bit masks. Written as a ternary, GCC turns the float
 // arithmetic around it into branches it will not if-convert (the multiplies
@@ -45,6 +47,6 @@ inline float ExpNonPositive(float x) {
   return Select(in_range, p * scale, 0.0f);
 }
 
-}  // namespace wf::engine::internal
+}  // namespace wf::kernels::internal
 
-#endif  // WF_WORKER_ENGINE_INTERNAL_FAST_EXP_H_
+#endif  // WF_WORKER_KERNELS_INTERNAL_FAST_EXP_H_
