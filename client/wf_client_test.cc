@@ -21,6 +21,7 @@
 #include "common/testing/unused_port.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/router_process.h"
 #include "tests/testing/worker_process.h"
 
@@ -64,30 +65,8 @@ RouterGenerateRequest RouterGreedy(const std::vector<int32_t>& ids, int max_toke
 
 using ::wf::testing::UnusedPort;
 
-class WfClientTest : public ::testing::Test {
+class WfClientTest : public ::wf::testing::OneWorkerOneRouterTest {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<WorkerProcess>> w = WorkerProcess::Start();
-    if (!w.ok()) {
-      *setup_error_ = absl::StrCat("wf_worker: ", w.status().ToString());
-      return;
-    }
-    worker_ = std::move(*w).release();
-    absl::StatusOr<std::unique_ptr<RouterProcess>> r = RouterProcess::Start({worker_->address()});
-    if (!r.ok()) {
-      *setup_error_ = absl::StrCat("wf_router: ", r.status().ToString());
-      return;
-    }
-    router_ = std::move(*r).release();
-  }
-  static void TearDownTestSuite() {
-    delete router_;
-    router_ = nullptr;
-    delete worker_;
-    worker_ = nullptr;
-  }
-  void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
-
   static ClientOptions Options(std::string target) {
     ClientOptions o;
     o.target = std::move(target);
@@ -112,10 +91,6 @@ class WfClientTest : public ::testing::Test {
     }
     return false;
   }
-
-  static inline WorkerProcess* worker_ = nullptr;
-  static inline RouterProcess* router_ = nullptr;
-  static inline std::string* setup_error_ = new std::string();
 };
 
 TEST_F(WfClientTest, SyncGenerateEqualsTheStreamedChunks) {

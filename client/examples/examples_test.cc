@@ -21,6 +21,7 @@
 #include "common/testing/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/router_process.h"
 #include "tests/testing/worker_process.h"
 
@@ -73,30 +74,8 @@ std::string FinishReasonName(v1::FinishReason reason) {
   return absl::AsciiStrToLower(name);
 }
 
-class ClientExamplesTest : public ::testing::Test {
+class ClientExamplesTest : public ::wf::testing::OneWorkerOneRouterTest {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<WorkerProcess>> w = WorkerProcess::Start();
-    if (!w.ok()) {
-      *setup_error_ = absl::StrCat("wf_worker: ", w.status().ToString());
-      return;
-    }
-    worker_ = std::move(*w).release();
-    absl::StatusOr<std::unique_ptr<RouterProcess>> r = RouterProcess::Start({worker_->address()});
-    if (!r.ok()) {
-      *setup_error_ = absl::StrCat("wf_router: ", r.status().ToString());
-      return;
-    }
-    router_ = std::move(*r).release();
-  }
-  static void TearDownTestSuite() {
-    delete router_;
-    router_ = nullptr;
-    delete worker_;
-    worker_ = nullptr;
-  }
-  void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
-
   // The greedy completion every example must print.
   static absl::StatusOr<Completion> Expected() {
     ClientOptions o;
@@ -125,10 +104,6 @@ class ClientExamplesTest : public ::testing::Test {
                                               " cached_prompt_tokens=")));
     EXPECT_THAT(r.err, HasSubstr(absl::StrCat(" finish_reason=", FinishReasonName(expected.finish_reason), "\n")));
   }
-
-  static inline WorkerProcess* worker_ = nullptr;
-  static inline RouterProcess* router_ = nullptr;
-  static inline std::string* setup_error_ = new std::string();
 };
 
 TEST_F(ClientExamplesTest, CppExampleStreamsTheGreedyCompletion) {
