@@ -117,6 +117,8 @@ class ConnectionWriter final : public ResponseWriter,
   enum class Phase { kIdle, kStreaming, kFinished };
 
   // Hands `item` to the connection's strand; false if the connection is gone.
+  // Items queued before the strand ran are handed over together, so that
+  // e.g. a stream's head and first chunk leave in one socket write.
   bool PostLocked(OutItem item);
   void PostAbortLocked();
 
@@ -135,6 +137,8 @@ class ConnectionWriter final : public ResponseWriter,
   bool completed_ = false;     // the final bytes reached the socket
   size_t queued_bytes_ = 0;
   std::function<void()> on_close_;
+  std::vector<OutItem> pending_;  // posted to the strand, not yet taken by it
+  bool post_scheduled_ = false;   // a strand handler will take pending_
 };
 
 class ServerCore {
@@ -211,7 +215,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Start();
   void Reject();
   void Abort() { CloseNow(); }
-  void Enqueue(const std::shared_ptr<ConnectionWriter>& writer, OutItem item);
+  void Enqueue(const std::shared_ptr<ConnectionWriter>& writer, std::vector<OutItem> items);
   void AbortFrom(const std::shared_ptr<ConnectionWriter>& writer) {
     if (writer == writer_) CloseNow();
   }
@@ -385,10 +389,18 @@ void ConnectionWriter::MarkDisconnected() {
 bool ConnectionWriter::PostLocked(OutItem item) {
   std::shared_ptr<Connection> connection = connection_.lock();
   if (connection == nullptr) return false;
-  asio::post(connection->executor(),
-             [connection, self = shared_from_this(), item = std::move(item)]() mutable {
-               connection->Enqueue(self, std::move(item));
-             });
+  pending_.push_back(std::move(item));
+  if (post_scheduled_) return true;  // the handler already posted takes it too
+  post_scheduled_ = true;
+  asio::post(connection->executor(), [connection, self = shared_from_this()] {
+    std::vector<OutItem> items;
+    {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      items.swap(self->pending_);
+      self->post_scheduled_ = false;
+    }
+    connection->Enqueue(self, std::move(items));
+  });
   return true;
 }
 
@@ -713,9 +725,9 @@ void Connection::OnMonitor(const error_code& ec, size_t n) {
   StartMonitor();
 }
 
-void Connection::Enqueue(const std::shared_ptr<ConnectionWriter>& writer, OutItem item) {
+void Connection::Enqueue(const std::shared_ptr<ConnectionWriter>& writer, std::vector<OutItem> items) {
   if (closed_ || writer != writer_) return;
-  queue_.push_back(std::move(item));
+  for (OutItem& item : items) queue_.push_back(std::move(item));
   DoWrite();
 }
 
