@@ -12,11 +12,13 @@
 #include "common/status_macros.h"
 #include "common/tls/tls_files.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "router/dispatch/routing_policy.h"
 #include "router/dispatch/worker_pool.h"
 #include "router/http/http_server.h"
+#include "router/server/callback_queue_warmer.h"
 #include "router/server/dispatcher.h"
 #include "router/server/gateway.h"
 #include "router/server/router_grpc.h"
@@ -134,6 +136,18 @@ absl::Status RunRouterServer(const RouterConfig& config) {
     }
     Say(absl::StrCat("grpc listening on ", config.host, ":", port));
   }
+  // Streams to the workers are callback calls too: without the gRPC front,
+  // an in-process-only server answers the warmer's checks (UNIMPLEMENTED).
+  grpc::CallbackGenericService warm_service;
+  std::unique_ptr<grpc::Server> warm_server;
+  if (grpc_server == nullptr) {
+    grpc::ServerBuilder builder;
+    builder.RegisterCallbackGenericService(&warm_service);
+    warm_server = builder.BuildAndStart();
+    if (warm_server == nullptr) return absl::InternalError("cannot start the in-process gRPC server");
+  }
+  grpc::Server* warm_target = grpc_server != nullptr ? grpc_server.get() : warm_server.get();
+  auto warmer = std::make_unique<CallbackQueueWarmer>(warm_target->InProcessChannel(grpc::ChannelArguments()));
   WF_LOG(INFO) << "clients: " << (server_tls.has_value() ? "HTTPS and TLS gRPC (" + config.tls_cert_file + ")" : "plain HTTP and gRPC")
                << "; workers: " << (config.worker_tls_ca_file.empty() ? "plaintext gRPC" : "TLS gRPC");
   Say(absl::StrCat("started (", config.workers.size(), " static workers, ", config.worker_dns.size(),
@@ -167,6 +181,8 @@ absl::Status RunRouterServer(const RouterConfig& config) {
   Say(absl::StrCat("stopping (signal ", sig, ")"));
   stop.store(true);
   watcher.join();
+  warmer.reset();
+  if (warm_server != nullptr) warm_server->Shutdown();
   if (grpc_server != nullptr) {
     grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
     grpc_server->Wait();
