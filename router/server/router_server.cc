@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/grpc/callback_queue_warmer.h"
 #include "common/status_macros.h"
 #include "common/tls/tls_files.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -18,7 +19,6 @@
 #include "router/dispatch/routing_policy.h"
 #include "router/dispatch/worker_pool.h"
 #include "router/http/http_server.h"
-#include "router/server/callback_queue_warmer.h"
 #include "router/server/dispatcher.h"
 #include "router/server/gateway.h"
 #include "router/server/router_grpc.h"
@@ -147,7 +147,7 @@ absl::Status RunRouterServer(const RouterConfig& config) {
     if (warm_server == nullptr) return absl::InternalError("cannot start the in-process gRPC server");
   }
   grpc::Server* warm_target = grpc_server != nullptr ? grpc_server.get() : warm_server.get();
-  auto warmer = std::make_unique<CallbackQueueWarmer>(warm_target->InProcessChannel(grpc::ChannelArguments()));
+  auto warmer = std::make_unique<grpc_util::CallbackQueueWarmer>(warm_target->InProcessChannel(grpc::ChannelArguments()));
   WF_LOG(INFO) << "clients: " << (server_tls.has_value() ? "HTTPS and TLS gRPC (" + config.tls_cert_file + ")" : "plain HTTP and gRPC")
                << "; workers: " << (config.worker_tls_ca_file.empty() ? "plaintext gRPC" : "TLS gRPC");
   Say(absl::StrCat("started (", config.workers.size(), " static workers, ", config.worker_dns.size(),

@@ -1,8 +1,9 @@
-// Keeps gRPC's callback threads awake while the router is quiet.
+// Keeps gRPC's callback threads awake while a server is quiet (the router
+// and the worker both run one).
 //
-// gRPC C++ (1.51 on Linux) runs every callback-API completion in this
-// process -- requests arriving at the gRPC front, and the responses of the
-// streams to the workers (UpstreamCall) -- on two or more "nexting" threads
+// gRPC C++ (1.51 on Linux) runs every callback-API completion in a process
+// -- requests arriving at a callback service, and the responses of callback
+// client streams (the router's streams to the workers) -- on "nexting" threads
 // that wait on one completion queue. A thread that waited 1 s without an
 // event sleeps 100 ms before it waits again, so after a quiet second all of
 // them sleep at once, and a request arriving in that window waits up to
@@ -20,8 +21,8 @@
 // Threading: one thread of its own, joined by the destructor, which returns
 // once the check in flight (if any) has completed; it must run before the
 // server behind `channel` shuts down. checks() is thread-safe.
-#ifndef WF_ROUTER_SERVER_CALLBACK_QUEUE_WARMER_H_
-#define WF_ROUTER_SERVER_CALLBACK_QUEUE_WARMER_H_
+#ifndef WF_COMMON_GRPC_CALLBACK_QUEUE_WARMER_H_
+#define WF_COMMON_GRPC_CALLBACK_QUEUE_WARMER_H_
 
 #include <atomic>
 #include <condition_variable>
@@ -33,7 +34,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 
-namespace wf::router {
+namespace wf::grpc_util {
 
 class CallbackQueueWarmer {
  public:
@@ -61,6 +62,6 @@ class CallbackQueueWarmer {
   std::thread thread_;
 };
 
-}  // namespace wf::router
+}  // namespace wf::grpc_util
 
-#endif  // WF_ROUTER_SERVER_CALLBACK_QUEUE_WARMER_H_
+#endif  // WF_COMMON_GRPC_CALLBACK_QUEUE_WARMER_H_

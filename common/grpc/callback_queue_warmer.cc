@@ -1,11 +1,11 @@
-#include "router/server/callback_queue_warmer.h"
+#include "common/grpc/callback_queue_warmer.h"
 
 #include <chrono>
 #include <utility>
 
 #include "grpcpp/generic/generic_stub.h"
 
-namespace wf::router {
+namespace wf::grpc_util {
 namespace {
 
 constexpr char kHealthCheck[] = "/grpc.health.v1.Health/Check";
@@ -59,4 +59,4 @@ void CallbackQueueWarmer::Run() {
   }
 }
 
-}  // namespace wf::router
+}  // namespace wf::grpc_util

@@ -1,4 +1,4 @@
-#include "router/server/callback_queue_warmer.h"
+#include "common/grpc/callback_queue_warmer.h"
 
 #include <chrono>
 #include <memory>
@@ -7,7 +7,7 @@
 #include "grpcpp/generic/async_generic_service.h"
 #include "gtest/gtest.h"
 
-namespace wf::router {
+namespace wf::grpc_util {
 namespace {
 
 // An in-process-only server with gRPC's health service, as the router's
@@ -59,4 +59,4 @@ TEST(CallbackQueueWarmerTest, AnErrorAnswerStillCounts) {
 }
 
 }  // namespace
-}  // namespace wf::router
+}  // namespace wf::grpc_util
