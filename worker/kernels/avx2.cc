@@ -675,24 +675,25 @@ void F32ToF16(const float* src, uint16_t* dst, int64_t n) {
 
 #include "worker/kernels/internal/attention_avx2.inc"
 
-// Compute probes: 12 independent chains per round (enough to cover the
-// latency of the multiplier on every core we target); the empty asm keeps
-// each chain in a register and stops the compiler from folding rounds.
+// Compute probes: 10-12 independent chains per round, each step depending on
+// the last through a saturating (int8) or rounding (f32) operation the
+// compiler cannot fold, with every chain in a register (enough chains to
+// cover the multiplier's latency at two per cycle).
 int64_t I8MacProbe(int64_t rounds, int32_t* sink) {
-  constexpr int kChains = 12;
+  constexpr int kChains = 8;  // + 2 constants: no spills
   __m256i acc[kChains];
-  for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_epi16(static_cast<int16_t>(c));
-  __m256i a = _mm256_set1_epi8(2);
+#pragma GCC unroll 8
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_epi16(static_cast<int16_t>(c + 1));
   const __m256i b = _mm256_set1_epi8(-3);
+  const __m256i one = _mm256_set1_epi16(1);
   for (int64_t r = 0; r < rounds; ++r) {
-#pragma GCC unroll 12
+#pragma GCC unroll 8
     for (int c = 0; c < kChains; ++c) {
-      acc[c] = _mm256_add_epi16(acc[c], _mm256_maddubs_epi16(a, b));
-      __asm__("" : "+x"(acc[c]));
+      acc[c] = _mm256_add_epi16(_mm256_maddubs_epi16(acc[c], b), one);
     }
-    __asm__("" : "+x"(a));
   }
   __m256i sum = acc[0];
+#pragma GCC unroll 8
   for (int c = 1; c < kChains; ++c) sum = _mm256_add_epi16(sum, acc[c]);
   *sink = _mm256_extract_epi32(sum, 0);
   return rounds * kChains * 32;
@@ -701,16 +702,15 @@ int64_t I8MacProbe(int64_t rounds, int32_t* sink) {
 int64_t F32FmaProbe(int64_t rounds, float* sink) {
   constexpr int kChains = 12;
   __m256 acc[kChains];
+#pragma GCC unroll 12
   for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_ps(0.001f * static_cast<float>(c));
   const __m256 m = _mm256_set1_ps(0.999f), add = _mm256_set1_ps(0.0001f);
   for (int64_t r = 0; r < rounds; ++r) {
 #pragma GCC unroll 12
-    for (int c = 0; c < kChains; ++c) {
-      acc[c] = _mm256_fmadd_ps(acc[c], m, add);
-      __asm__("" : "+x"(acc[c]));
-    }
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm256_fmadd_ps(acc[c], m, add);
   }
   __m256 sum = acc[0];
+#pragma GCC unroll 12
   for (int c = 1; c < kChains; ++c) sum = _mm256_add_ps(sum, acc[c]);
   *sink = _mm256_cvtss_f32(sum);
   return rounds * kChains * 8;

@@ -452,25 +452,23 @@ float HorizontalSum(__m256 v) {
 // The attention kernels, on 256-bit vectors as in avx2.cc.
 #include "worker/kernels/internal/attention_avx2.inc"
 
-// Compute probes: 12 independent chains per round; the empty asm keeps each
-// chain in a register and stops the compiler from folding rounds. The int8
-// probe uses vpdpbusd, as the I2_S kernels of this table do: 64 unsigned x
-// signed byte products summed into int32 per instruction.
+// Compute probes: 12 independent chains per round, each step depending on
+// the last, every chain in a register. The int8 probe uses vpdpbusd, as the
+// I2_S kernels of this table do: 64 unsigned x signed byte products summed
+// into int32 per instruction (the chain feeds its own bytes back as the
+// unsigned operand, so nothing folds).
 int64_t I8MacProbe(int64_t rounds, int32_t* sink) {
   constexpr int kChains = 12;
   __m512i acc[kChains];
-  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_epi32(c);
-  __m512i a = _mm512_set1_epi8(2);
+#pragma GCC unroll 12
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_epi32(c + 1);
   const __m512i b = _mm512_set1_epi8(-3);
   for (int64_t r = 0; r < rounds; ++r) {
 #pragma GCC unroll 12
-    for (int c = 0; c < kChains; ++c) {
-      acc[c] = _mm512_dpbusd_epi32(acc[c], a, b);
-      __asm__("" : "+v"(acc[c]));
-    }
-    __asm__("" : "+v"(a));
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_dpbusd_epi32(acc[c], acc[c], b);
   }
   __m512i sum = acc[0];
+#pragma GCC unroll 12
   for (int c = 1; c < kChains; ++c) sum = _mm512_add_epi32(sum, acc[c]);
   *sink = _mm512_reduce_add_epi32(sum);
   return rounds * kChains * 64;
@@ -479,16 +477,15 @@ int64_t I8MacProbe(int64_t rounds, int32_t* sink) {
 int64_t F32FmaProbe(int64_t rounds, float* sink) {
   constexpr int kChains = 12;
   __m512 acc[kChains];
+#pragma GCC unroll 12
   for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(0.001f * static_cast<float>(c));
   const __m512 m = _mm512_set1_ps(0.999f), add = _mm512_set1_ps(0.0001f);
   for (int64_t r = 0; r < rounds; ++r) {
 #pragma GCC unroll 12
-    for (int c = 0; c < kChains; ++c) {
-      acc[c] = _mm512_fmadd_ps(acc[c], m, add);
-      __asm__("" : "+v"(acc[c]));
-    }
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], m, add);
   }
   __m512 sum = acc[0];
+#pragma GCC unroll 12
   for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, acc[c]);
   *sink = _mm512_reduce_add_ps(sum);
   return rounds * kChains * 16;

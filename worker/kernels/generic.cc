@@ -218,7 +218,7 @@ int64_t F32FmaProbe(int64_t rounds, float* sink) {
   for (int c = 0; c < kChains; ++c) acc[c] = 0.001f * static_cast<float>(c);
   const float m = 0.999f, add = 0.0001f;
   for (int64_t r = 0; r < rounds; ++r) {
-    for (int c = 0; c < kChains; ++c) acc[c] = std::fma(acc[c], m, add);
+    for (int c = 0; c < kChains; ++c) acc[c] = acc[c] * m + add;
   }
   float sum = 0.0f;
   for (int c = 0; c < kChains; ++c) sum += acc[c];
