@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -98,6 +99,13 @@ ApiError Err(int status, std::string message, std::string type, std::string para
 }
 
 double Since(absl::Time t) { return absl::ToDoubleSeconds(absl::Now() - t); }
+
+// Two routers started together count their requests alike, so under load
+// they once gave the same worker the same id in the same microsecond.
+uint64_t RandomIdNonce() {
+  std::random_device device;
+  return (uint64_t{device()} << 32) ^ uint64_t{device()};
+}
 
 }  // namespace
 
@@ -291,7 +299,14 @@ Gateway::Gateway(WorkerPool* pool, Dispatcher* dispatcher, RouterMetrics* metric
       dispatcher_(dispatcher),
       metrics_(metrics),
       options_(std::move(options)),
-      streams_(options_.api_keys.size(), options_.max_streams_per_key) {}
+      streams_(options_.api_keys.size(), options_.max_streams_per_key),
+      id_nonce_(RandomIdNonce()) {}
+
+std::string Gateway::NewResponseId(Endpoint endpoint, absl::Time start) {
+  const uint64_t serial = next_id_.fetch_add(1);
+  return absl::StrFormat("%s-%016x%x%08x", endpoint == Endpoint::kChatCompletions ? "chatcmpl" : "cmpl", id_nonce_,
+                         absl::ToUnixMicros(start), serial);
+}
 
 absl::StatusOr<std::shared_ptr<const ModelTokenizer>> Gateway::Tokenizer() {
   {
@@ -524,9 +539,7 @@ void Gateway::HandleGenerate(Endpoint endpoint, const http::Request& request,
   gen->start = start;
   gen->prompt_text = std::move(prompt_text);
   gen->prompt_tokens = prompt_tokens;
-  const uint64_t serial = next_id_.fetch_add(1);
-  gen->ctx.id = absl::StrFormat("%s-%x%08x", endpoint == Endpoint::kChatCompletions ? "chatcmpl" : "cmpl",
-                                absl::ToUnixMicros(start), serial);
+  gen->ctx.id = NewResponseId(endpoint, start);
   gen->ctx.created = absl::ToUnixSeconds(start);
   gen->ctx.model = served;
   gen->ctx.include_usage = parsed->include_usage;

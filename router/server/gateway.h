@@ -79,6 +79,13 @@ class Gateway {
   // becomes min(max_output_tokens, room the context leaves) when unset.
   absl::Status ApplyTokenLimits(int prompt_tokens, int max_context, int* max_tokens) const;
 
+  // A new response id ("chatcmpl-..." or "cmpl-..."; its choices' worker
+  // requests are "<id>-<choice>"). Workers refuse a request id that is
+  // already running and several routers share them, so an id is unique
+  // across gateways, not only within one: besides `start` and a serial it
+  // carries a random number drawn once per gateway. Thread-safe.
+  std::string NewResponseId(openai::Endpoint endpoint, absl::Time start);
+
  private:
   struct Generation;
   void HandleGenerate(openai::Endpoint endpoint, const http::Request& request,
@@ -96,6 +103,7 @@ class Gateway {
   std::mutex mu_;
   std::shared_ptr<const ModelTokenizer> tokenizer_;
   std::string tokenizer_model_;  // model name the tokenizer was built for
+  const uint64_t id_nonce_;  // see NewResponseId
   std::atomic<uint64_t> next_id_{1};
 };
 
