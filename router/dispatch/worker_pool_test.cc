@@ -476,7 +476,13 @@ TEST(WorkerPoolTest, SequenceGapResubscribesForAFreshSnapshot) {
     WorkerPoolOptions o = FastOptions();
     o.static_workers = {id};
     ASSERT_OK_AND_ASSIGN(auto pool, WorkerPool::Create(o));
-    ASSERT_TRUE(Eventually([&] { return pool->CachedHashes(id) == std::vector<uint64_t>{1, 2, 3}; }));
+    // {1, 2, 3} is also the mirror after the first stream's event 6, before
+    // the gap is seen: wait for an event of the second stream as well.
+    ASSERT_TRUE(Eventually([&] {
+      const std::optional<WorkerStatus> s = StatusOf(*pool, id);
+      return s.has_value() && s->last_sequence_number > 10 &&
+             pool->CachedHashes(id) == std::vector<uint64_t>{1, 2, 3};
+    }));
     const WorkerStatus s = *StatusOf(*pool, id);
     EXPECT_GE(s.resyncs, 1);
     EXPECT_GE(s.streams_opened, 2);
