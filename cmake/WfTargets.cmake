@@ -9,7 +9,15 @@ function(wf_target_defaults target)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
     target_link_options(${target} PUBLIC -fsanitize=address,undefined)
   elseif(BITNET_SANITIZE STREQUAL "thread")
-    target_compile_options(${target} PRIVATE -fsanitize=thread -fno-omit-frame-pointer)
+    # -Wno-tsan: g++ warns that TSan does not instrument the fences that
+    # Asio's headers inline into every target using it (we have none).
+    # -U__SANITIZE_THREAD__: Protobuf's and Abseil's headers change class
+    # layouts under TSan (MapFieldBase gains two counters), while Debian's
+    # libraries and the generated bitnet_proto are built without it; the
+    # mismatch crashes. WF_SANITIZE_THREAD tells our own code instead.
+    target_compile_options(${target} PRIVATE -fsanitize=thread -fno-omit-frame-pointer -Wno-tsan
+      -U__SANITIZE_THREAD__)
+    target_compile_definitions(${target} PRIVATE WF_SANITIZE_THREAD=1)
     target_link_options(${target} PUBLIC -fsanitize=thread)
   endif()
 endfunction()

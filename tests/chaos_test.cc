@@ -47,6 +47,7 @@
 #include "tests/testing/http_client.h"
 #include "tests/testing/http_get.h"
 #include "tests/testing/router_process.h"
+#include "tests/testing/sanitizer_build.h"
 #include "tests/testing/worker_process.h"
 
 namespace wf {
@@ -64,9 +65,11 @@ constexpr int kRouters = 2;
 constexpr int kClients = 64;
 constexpr int kReportMs = 50;
 // The routers end a request after this (a clear 504 or in-band error); the
-// clients give up only after kDeadline + kSlack, which counts as a hang.
-constexpr std::chrono::seconds kDeadline(30);
-constexpr std::chrono::seconds kSlack(30);
+// clients give up only after kDeadline + kSlack, which counts as a hang. A
+// sanitizer build serves the same load several times slower, so waiting
+// requests reach a 30 s deadline before any fault is injected.
+constexpr std::chrono::seconds kDeadline(30 * testing::kSanitizerSlowdown);
+constexpr std::chrono::seconds kSlack(30 * testing::kSanitizerSlowdown);
 constexpr auto kStopDuration = std::chrono::seconds(3);
 constexpr int64_t kConvergeLimitMs = 2000;
 
@@ -402,7 +405,7 @@ class Load {
   // Waits (bounded by 60 s) until `n` more requests have completed.
   bool AwaitCompletions(int n) {
     const int64_t target = completed_.load() + n;
-    const auto until = Clock::now() + std::chrono::seconds(60);
+    const auto until = Clock::now() + std::chrono::seconds(60 * testing::kSanitizerSlowdown);
     while (completed_.load() < target && Clock::now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }

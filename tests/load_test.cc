@@ -31,6 +31,7 @@
 #include "tests/testing/http_client.h"
 #include "tests/testing/http_get.h"
 #include "tests/testing/router_process.h"
+#include "tests/testing/sanitizer_build.h"
 #include "tests/testing/worker_process.h"
 #include "tools/loadgen/http_loadgen.h"
 
@@ -41,9 +42,20 @@ using Json = nlohmann::json;
 using wf::testing::HttpResponse;
 using wf::testing::RouterProcess;
 using wf::testing::WorkerProcess;
+using wf::testing::kSanitizerBuild;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kStreams = 1000;
+
+// How much a router's RSS may grow while it carries (and after it carried)
+// the streams. In a sanitizer build the routers are instrumented too: ASan
+// keeps freed blocks in its quarantine (256 MiB by default) and both ASan and
+// TSan map shadow memory in proportion to the heap, so RSS there measures the
+// sanitizer more than the router (ASan adds about 430 MiB for this run), and
+// the bound only catches a gross leak.
+constexpr int64_t kRouterRssGrowthKb = (kSanitizerBuild ? 1024 : 256) * int64_t{1024};
+// Wall-time budget of one request; the work itself is the same in every build.
+constexpr int kRequestSeconds = 600 * testing::kSanitizerSlowdown;
 
 // Short prompts, so that 500 sequences per worker fit its KV pool.
 const std::vector<std::string>& ShortPrompts() {
@@ -158,7 +170,7 @@ TEST(LoadTest, ThousandSseStreamsOpenAtOnceThroughTwoRouters) {
   config.endpoint = "chat";
   config.prompts = ShortPrompts();
   config.max_tokens = 64;
-  config.request_timeout_seconds = 600;
+  config.request_timeout_seconds = kRequestSeconds;
   config.connect_timeout_seconds = 60;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<loadgen::HttpLoadGenerator> gen, loadgen::HttpLoadGenerator::Create(config));
 
@@ -236,6 +248,10 @@ TEST(LoadTest, ThousandSseStreamsOpenAtOnceThroughTwoRouters) {
                 after[i].rss_kb / 1024.0, static_cast<long long>(before[i].fds),
                 static_cast<long long>(at_hold[i].fds), static_cast<long long>(after[i].fds));
   }
+  if (kSanitizerBuild) {
+    std::printf("load_test: sanitizer build: router RSS growth bound relaxed to %lld MiB (quarantine, shadow)\n",
+                static_cast<long long>(kRouterRssGrowthKb / 1024));
+  }
   std::fflush(stdout);
 
   ASSERT_EQ(at_hold.size(), routers.size());
@@ -245,9 +261,12 @@ TEST(LoadTest, ThousandSseStreamsOpenAtOnceThroughTwoRouters) {
     // Threads do not grow with connections: a fixed IO pool plus gRPC's.
     EXPECT_LE(at_hold[i].threads, 64) << "router " << i;
     EXPECT_LE(after[i].threads, 64) << "router " << i;
-    // Memory per stream stays small: 500 streams in well under 256 MiB.
-    EXPECT_LT(at_hold[i].rss_kb - before[i].rss_kb, 256 * 1024) << "router " << i;
-    EXPECT_LT(after[i].rss_kb - before[i].rss_kb, 256 * 1024) << "router " << i;
+    // Memory per stream stays small: 500 streams in well under 256 MiB
+    // (1 GiB in a sanitizer build, see kRouterRssGrowthKb).
+    EXPECT_LT(at_hold[i].rss_kb - before[i].rss_kb, kRouterRssGrowthKb)
+        << "router " << i << (kSanitizerBuild ? " (sanitizer build: bound relaxed for quarantine and shadow)" : "");
+    EXPECT_LT(after[i].rss_kb - before[i].rss_kb, kRouterRssGrowthKb)
+        << "router " << i << (kSanitizerBuild ? " (sanitizer build: bound relaxed for quarantine and shadow)" : "");
     // A few descriptors come and go on their own (a health probe, a DNS
     // lookup, a gRPC reconnect), so "no leak" and "every connection open"
     // allow that much slack: a leak or a missing hold is hundreds.
@@ -294,7 +313,8 @@ TEST(LoadTest, OverloadIsRefusedFastWithRetryAfter) {
             .dump();
     Filler& f = fillers[i];
     f.thread = std::thread([&f, port, body] {
-      f.result = testing::HttpRequestFull(port, "POST", "/v1/chat/completions", body, {}, std::chrono::seconds(600));
+      f.result = testing::HttpRequestFull(port, "POST", "/v1/chat/completions", body, {},
+                                          std::chrono::seconds(kRequestSeconds));
       f.done = Clock::now();
     });
     const auto deadline = Clock::now() + std::chrono::seconds(60);
@@ -312,7 +332,7 @@ TEST(LoadTest, OverloadIsRefusedFastWithRetryAfter) {
   config.model = model;
   config.prompts = ShortPrompts();
   config.max_tokens = 16;
-  config.request_timeout_seconds = 300;
+  config.request_timeout_seconds = kRequestSeconds / 2;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<loadgen::HttpLoadGenerator> gen, loadgen::HttpLoadGenerator::Create(config));
   loadgen::HttpRunSpec burst;
   burst.concurrency = 64;
