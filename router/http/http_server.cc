@@ -32,6 +32,7 @@
 #pragma GCC diagnostic pop
 
 #include "common/log.h"
+#include "router/http/internal/connection_writer.h"
 #include "router/http/internal/http_wire.h"
 #include "router/http/internal/transport.h"
 
@@ -64,82 +65,17 @@ constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
 
 std::string_view Sv(beast::string_view s) { return std::string_view(s.data(), s.size()); }
 
-using internal::ChunkSizeLine;
 using internal::ErrorBody;
 using internal::FormatHead;
 using internal::Framing;
 using internal::Head;
 using internal::IEquals;
-using internal::StatusHasNoBody;
 
 }  // namespace
 
 namespace internal {
 
 class Connection;
-
-// One unit of queued output: head, then data, then an optional CRLF that
-// closes a chunk. `accounted` bytes count against the writer's queue bound.
-struct OutItem {
-  std::string head;
-  std::string data;
-  bool chunk_suffix = false;
-  size_t accounted = 0;
-  bool final = false;        // the last bytes of the response
-  bool close_after = false;  // close the connection after it
-};
-
-class ConnectionWriter final : public ResponseWriter,
-                               public std::enable_shared_from_this<ConnectionWriter> {
- public:
-  // `head_only`: the answer to a HEAD request, whose body is never sent.
-  ConnectionWriter(std::weak_ptr<Connection> connection, int version, bool keep_alive,
-                   bool head_only, size_t max_queued_bytes)
-      : connection_(std::move(connection)),
-        version_(version),
-        keep_alive_(keep_alive),
-        head_only_(head_only),
-        max_queued_bytes_(max_queued_bytes) {}
-
-  void Send(int status, Headers headers, std::string body) override;
-  void StartStream(int status, Headers headers) override;
-  bool Write(std::string data) override;
-  void End() override;
-  bool closed() const override;
-  void OnClose(std::function<void()> fn) override;
-
-  // Called by the connection on its strand.
-  void OnFlushed(size_t bytes);
-  void MarkCompleted();
-  void MarkDisconnected();
-
- private:
-  enum class Phase { kIdle, kStreaming, kFinished };
-
-  // Hands `item` to the connection's strand; false if the connection is gone.
-  // Items queued before the strand ran are handed over together, so that
-  // e.g. a stream's head and first chunk leave in one socket write.
-  bool PostLocked(OutItem item);
-  void PostAbortLocked();
-
-  const std::weak_ptr<Connection> connection_;
-  const int version_;
-  const bool keep_alive_;
-  const bool head_only_;
-  const size_t max_queued_bytes_;
-
-  mutable std::mutex mu_;
-  Phase phase_ = Phase::kIdle;
-  bool stream_chunked_ = false;
-  bool stream_close_ = false;
-  bool aborted_ = false;       // Write() went over the queue bound
-  bool disconnected_ = false;  // the connection ended before completion
-  bool completed_ = false;     // the final bytes reached the socket
-  size_t queued_bytes_ = 0;
-  std::function<void()> on_close_;
-  std::vector<OutItem> pending_;  // posted to the strand, not yet taken by it
-  bool post_scheduled_ = false;   // a strand handler will take pending_
-};
 
 class ServerCore {
  public:
@@ -200,7 +136,7 @@ class ServerCore {
 // One TCP connection. Every member function runs on the connection's strand
 // (handlers of its socket and timer, or posted); only executor() is called
 // from other threads.
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection final : public ConnectionSink, public std::enable_shared_from_this<Connection> {
  public:
   Connection(ServerCore* core, tcp::socket socket, bool admitted)
       : core_(core),
@@ -210,13 +146,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
         timer_(executor_),
         buffer_(core->options().max_header_bytes + 8192) {}
 
-  const asio::any_io_executor& executor() const { return executor_; }
+  const asio::any_io_executor& executor() const override { return executor_; }
 
   void Start();
   void Reject();
   void Abort() { CloseNow(); }
-  void Enqueue(const std::shared_ptr<ConnectionWriter>& writer, std::vector<OutItem> items);
-  void AbortFrom(const std::shared_ptr<ConnectionWriter>& writer) {
+  void Enqueue(const std::shared_ptr<ConnectionWriter>& writer, std::vector<OutItem> items) override;
+  void AbortFrom(const std::shared_ptr<ConnectionWriter>& writer) override {
     if (writer == writer_) CloseNow();
   }
 
@@ -275,142 +211,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<OutItem> in_flight_;
   bool writing_ = false;
 };
-
-// ---------------------------------------------------------------------------
-// ConnectionWriter
-
-void ConnectionWriter::Send(int status, Headers headers, std::string body) {
-  if (StatusHasNoBody(status < 200 || status > 999 ? 500 : status)) body.clear();
-  Head head = FormatHead(status, headers, Framing::kContentLength, body.size(), version_,
-                         !keep_alive_);
-  // A body after a HEAD response would be read as the next response.
-  if (head_only_) body.clear();
-  std::lock_guard<std::mutex> lock(mu_);
-  if (phase_ != Phase::kIdle || disconnected_ || aborted_) return;
-  phase_ = Phase::kFinished;
-  OutItem item;
-  item.head = std::move(head.bytes);
-  item.data = std::move(body);
-  item.final = true;
-  item.close_after = head.close;
-  PostLocked(std::move(item));
-}
-
-void ConnectionWriter::StartStream(int status, Headers headers) {
-  Head head = FormatHead(status, headers, Framing::kStream, 0, version_, !keep_alive_);
-  std::lock_guard<std::mutex> lock(mu_);
-  if (phase_ != Phase::kIdle || disconnected_ || aborted_) return;
-  phase_ = Phase::kStreaming;
-  stream_chunked_ = head.chunked;
-  stream_close_ = head.close;
-  OutItem item;
-  item.head = std::move(head.bytes);
-  PostLocked(std::move(item));
-}
-
-bool ConnectionWriter::Write(std::string data) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (phase_ != Phase::kStreaming || disconnected_ || aborted_) return false;
-  if (data.empty() || head_only_) return true;  // a zero-length chunk would end the stream
-  if (queued_bytes_ + data.size() > max_queued_bytes_) {
-    WF_LOG(WARNING) << "http: aborting a stream whose client reads too slowly: "
-                    << queued_bytes_ + data.size() << " bytes queued, limit "
-                    << max_queued_bytes_;
-    aborted_ = true;
-    PostAbortLocked();
-    return false;
-  }
-  OutItem item;
-  if (stream_chunked_) {
-    item.head = ChunkSizeLine(data.size());
-    item.chunk_suffix = true;
-  }
-  item.accounted = data.size();
-  item.data = std::move(data);
-  queued_bytes_ += item.accounted;
-  return PostLocked(std::move(item));
-}
-
-void ConnectionWriter::End() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (phase_ != Phase::kStreaming || disconnected_ || aborted_) return;
-  phase_ = Phase::kFinished;
-  OutItem item;
-  if (stream_chunked_ && !head_only_) item.head = "0\r\n\r\n";
-  item.final = true;
-  item.close_after = stream_close_;
-  PostLocked(std::move(item));
-}
-
-bool ConnectionWriter::closed() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return phase_ == Phase::kFinished || disconnected_ || aborted_ || completed_;
-}
-
-void ConnectionWriter::OnClose(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (completed_) return;  // `fn` is destroyed outside the lock
-    if (!disconnected_) {
-      on_close_.swap(fn);
-      return;  // the replaced callback is destroyed outside the lock
-    }
-  }
-  if (fn) fn();
-}
-
-void ConnectionWriter::OnFlushed(size_t bytes) {
-  std::lock_guard<std::mutex> lock(mu_);
-  queued_bytes_ -= std::min(bytes, queued_bytes_);
-}
-
-void ConnectionWriter::MarkCompleted() {
-  std::function<void()> dropped;
-  std::lock_guard<std::mutex> lock(mu_);
-  completed_ = true;
-  dropped.swap(on_close_);
-}
-
-void ConnectionWriter::MarkDisconnected() {
-  std::function<void()> fn;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (completed_ || disconnected_) return;
-    disconnected_ = true;
-    fn.swap(on_close_);
-  }
-  if (fn) fn();
-}
-
-// Posting under mu_ orders the strand's work exactly as the calls were made,
-// and guarantees the connection (and with it the io_context) is alive: the
-// server marks every writer disconnected, under this mutex, before its
-// io_context can go away.
-bool ConnectionWriter::PostLocked(OutItem item) {
-  std::shared_ptr<Connection> connection = connection_.lock();
-  if (connection == nullptr) return false;
-  pending_.push_back(std::move(item));
-  if (post_scheduled_) return true;  // the handler already posted takes it too
-  post_scheduled_ = true;
-  asio::post(connection->executor(), [connection, self = shared_from_this()] {
-    std::vector<OutItem> items;
-    {
-      std::lock_guard<std::mutex> lock(self->mu_);
-      items.swap(self->pending_);
-      self->post_scheduled_ = false;
-    }
-    connection->Enqueue(self, std::move(items));
-  });
-  return true;
-}
-
-void ConnectionWriter::PostAbortLocked() {
-  std::shared_ptr<Connection> connection = connection_.lock();
-  if (connection == nullptr) return;
-  asio::post(connection->executor(), [connection, self = shared_from_this()] {
-    connection->AbortFrom(self);
-  });
-}
 
 // ---------------------------------------------------------------------------
 // Connection
