@@ -1,5 +1,6 @@
 #include "common/flags.h"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,29 @@ TEST(FlagSetTest, ErrorsNameTheFlag) {
   Argv positional({"prog", "stray"});
   EXPECT_THAT(f.Parse(positional.argc(), positional.argv()),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unexpected argument 'stray'")));
+}
+
+TEST(FlagSetTest, OutOfRangeNumbersAreErrorsNamingTheFlag) {
+  int64_t n = 7;
+  double d = 0.5;
+  FlagSet f("prog");
+  f.Int("requests", &n, "requests");
+  f.Double("timeout-seconds", &d, "seconds");
+  Argv big_int({"prog", "--requests=9223372036854775808"});
+  EXPECT_THAT(f.Parse(big_int.argc(), big_int.argv()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--requests needs an integer, got '9223372036854775808'")));
+  Argv max_int({"prog", "--requests", "9223372036854775807"});
+  ASSERT_THAT(f.Parse(max_int.argc(), max_int.argv()), IsOk());
+  EXPECT_EQ(n, INT64_MAX);
+  Argv big_double({"prog", "--timeout-seconds", "1e999"});
+  EXPECT_THAT(f.Parse(big_double.argc(), big_double.argv()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--timeout-seconds needs a number, got '1e999'")));
+  EXPECT_EQ(d, 0.5);
+  Argv negative({"prog", "--requests=-3", "--timeout-seconds=-0.25"});
+  ASSERT_THAT(f.Parse(negative.argc(), negative.argv()), IsOk());  // ranges are the program's to check
+  EXPECT_EQ(n, -3);
+  EXPECT_EQ(d, -0.25);
 }
 
 TEST(FlagSetTest, HelpListsEveryFlagWithItsDefault) {

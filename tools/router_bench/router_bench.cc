@@ -212,33 +212,34 @@ class SseConnection {
 
 }  // namespace
 
-const char* PathName(int path) {
-  switch (path) {
-    case kDirectGrpc:
-      return "worker gRPC direct";
-    case kRouterGrpc:
-      return "router gRPC";
-    case kRouterHttp:
-      return "router HTTP SSE";
-    case kUnaryRoundTrip:
-      return "gRPC unary round trip";
-  }
-  return "?";
-}
+namespace {
 
-const char* PathKey(int path) {
-  switch (path) {
-    case kDirectGrpc:
-      return "direct_grpc";
-    case kRouterGrpc:
-      return "router_grpc";
-    case kRouterHttp:
-      return "router_http";
-    case kUnaryRoundTrip:
-      return "unary_round_trip";
+// One row per PathIndex, in enum order, so a name and its key cannot drift.
+struct PathLabels {
+  PathIndex path;
+  const char* name;  // for the table
+  const char* key;   // for the JSON document
+};
+constexpr PathLabels kPathLabels[kPathCount] = {
+    {kDirectGrpc, "worker gRPC direct", "direct_grpc"},
+    {kRouterGrpc, "router gRPC", "router_grpc"},
+    {kRouterHttp, "router HTTP SSE", "router_http"},
+    {kUnaryRoundTrip, "gRPC unary round trip", "unary_round_trip"},
+};
+
+constexpr bool PathLabelsInEnumOrder() {
+  for (int p = 0; p < kPathCount; ++p) {
+    if (kPathLabels[p].path != p || kPathLabels[p].name == nullptr || kPathLabels[p].key == nullptr) return false;
   }
-  return "?";
+  return true;
 }
+static_assert(PathLabelsInEnumOrder(), "kPathLabels must list every PathIndex once, in enum order");
+
+}  // namespace
+
+const char* PathName(int path) { return path >= 0 && path < kPathCount ? kPathLabels[path].name : "?"; }
+
+const char* PathKey(int path) { return path >= 0 && path < kPathCount ? kPathLabels[path].key : "?"; }
 
 double Percentile(std::vector<double> samples, double q) {
   if (samples.empty()) return 0;
