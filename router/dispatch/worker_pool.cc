@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <mutex>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/kv/block_hash.h"
 #include "common/log.h"
 #include "common/string_view_compat.h"
@@ -63,17 +65,18 @@ class WorkerPool::Worker {
   // never called from the worker's own thread.
   void Shutdown() {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
       if (stream_ctx_ != nullptr) stream_ctx_->TryCancel();
       if (unary_ctx_ != nullptr) unary_ctx_->TryCancel();
     }
+    stopping_cv_.notify_all();
     if (thread_.joinable()) thread_.join();
   }
 
   // Cancels the stream if it has been silent for longer than `idle`.
   void CancelIfIdle(absl::Time now, absl::Duration idle) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (stream_ctx_ != nullptr && now - std::max(last_report_, stream_started_) > idle) {
       WF_LOG(WARNING) << "worker " << id_ << ": no load report for " << absl::FormatDuration(now - last_report_)
                       << "; reopening WatchLoad";
@@ -82,7 +85,7 @@ class WorkerPool::Worker {
   }
 
   WorkerView View(absl::Span<const uint64_t> hashes, absl::Time now) const {
-    absl::ReaderMutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     WorkerView v;
     v.id = id_;
     v.healthy = HealthyLocked(now);
@@ -100,7 +103,7 @@ class WorkerPool::Worker {
   }
 
   WorkerStatus Status(absl::Time now) const {
-    absl::ReaderMutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     WorkerStatus s;
     s.id = id_;
     s.healthy = HealthyLocked(now);
@@ -122,25 +125,25 @@ class WorkerPool::Worker {
   }
 
   bool Silent(absl::Time now, absl::Duration limit) const {
-    absl::ReaderMutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return SilentLocked(now, limit);
   }
 
   std::vector<uint64_t> CachedHashes() const {
-    absl::ReaderMutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::vector<uint64_t> out(cached_.begin(), cached_.end());
     std::sort(out.begin(), out.end());
     return out;
   }
 
   void MarkDispatched(absl::Time now) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     pending_.push_back(now);
     breaker_.OnDispatch(now);
   }
 
   void MarkFinished(bool ok, absl::Time now) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     breaker_.OnResult(ok, now);
   }
 
@@ -151,7 +154,7 @@ class WorkerPool::Worker {
  private:
   enum class ReportResult { kOk, kResync, kFail };
 
-  bool HealthyLocked(absl::Time now) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+  bool HealthyLocked(absl::Time now) const {  // requires mu_ held
     const WorkerPoolOptions& o = pool_->options_;
     return connected_ && model_accepted_ && !load_.draining() &&
            !SilentLocked(now, o.stale_reports * absl::Milliseconds(o.report_interval_ms)) &&
@@ -161,7 +164,7 @@ class WorkerPool::Worker {
   // No report for longer than `limit` while the pool kept receiving other
   // workers' reports. When all reports are late alike, the router itself fell
   // behind (CPU starvation) and no worker is blamed: the freshest never is.
-  bool SilentLocked(absl::Time now, absl::Duration limit) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+  bool SilentLocked(absl::Time now, absl::Duration limit) const {  // requires mu_ held
     return now - last_report_ > limit && pool_->NewestReport() - last_report_ > limit;
   }
 
@@ -171,7 +174,7 @@ class WorkerPool::Worker {
     while (true) {
       bool got_report = false;
       const ReportResult r = RunStream(&got_report);
-      absl::MutexLock lock(&mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       if (stopping_) return;
       if (r == ReportResult::kResync) continue;  // A fresh snapshot, at once.
       if (got_report) backoff = o.reconnect_backoff_initial;
@@ -180,7 +183,8 @@ class WorkerPool::Worker {
       // for both in turn would add the two up.
       const absl::Time until = absl::Now() + backoff;
       for (absl::Duration left = backoff; left > absl::ZeroDuration() && !stopping_; left = until - absl::Now()) {
-        mu_.AwaitWithTimeout(absl::Condition(&stopping_), std::min(left, absl::Milliseconds(20)));
+        stopping_cv_.wait_for(lock, absl::ToChronoNanoseconds(std::min(left, absl::Milliseconds(20))),
+                              [this] { return stopping_; });
         if (channel_->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) break;
       }
       if (stopping_) return;
@@ -192,7 +196,7 @@ class WorkerPool::Worker {
   ReportResult RunStream(bool* got_report) {
     grpc::ClientContext ctx;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return ReportResult::kFail;
       stream_ctx_ = &ctx;
       stream_started_ = absl::Now();
@@ -213,7 +217,7 @@ class WorkerPool::Worker {
       }
     }
     const grpc::Status status = reader->Finish();
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stream_ctx_ = nullptr;
     connected_ = false;
     have_snapshot_ = false;
@@ -238,7 +242,7 @@ class WorkerPool::Worker {
   ReportResult HandleReport(const v1::LoadReport& report) {
     bool check_model = false;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (report.instance_id() != instance_id_) {
         if (!instance_id_.empty()) {
           WF_LOG(INFO) << "worker " << id_ << ": restarted (instance " << instance_id_ << " -> "
@@ -260,7 +264,7 @@ class WorkerPool::Worker {
     if (check_model && !CheckModel()) return ReportResult::kFail;
 
     const absl::Time now = absl::Now();
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (report.has_snapshot()) {
       cached_.clear();
       cached_.reserve(report.snapshot().block_hashes_size());
@@ -313,7 +317,7 @@ class WorkerPool::Worker {
       pool_->OfferModel(*std::move(full));
       mismatch = pool_->MatchModel(*info, &need_model);
     }
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (mismatch.has_value()) {
       WF_LOG(WARNING) << "worker " << id_ << " excluded: " << *mismatch;
       model_mismatch_ = true;
@@ -329,7 +333,7 @@ class WorkerPool::Worker {
     grpc::ClientContext ctx;
     ctx.set_deadline(Deadline(pool_->options_.rpc_timeout));
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return absl::CancelledError("stopping");
       unary_ctx_ = &ctx;
     }
@@ -338,7 +342,7 @@ class WorkerPool::Worker {
     v1::ModelInfo info;
     const grpc::Status status = stub_->GetModelInfo(&ctx, request, &info);
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       unary_ctx_ = nullptr;
     }
     if (!status.ok()) {
@@ -354,26 +358,29 @@ class WorkerPool::Worker {
   std::shared_ptr<v1::Worker::Stub> stub_;
   std::thread thread_;
 
-  mutable absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::ClientContext* stream_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
-  grpc::ClientContext* unary_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
-  absl::Time stream_started_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  bool connected_ ABSL_GUARDED_BY(mu_) = false;
-  bool warned_unreachable_ ABSL_GUARDED_BY(mu_) = false;
-  std::string instance_id_ ABSL_GUARDED_BY(mu_);
-  bool model_accepted_ ABSL_GUARDED_BY(mu_) = false;
-  bool model_mismatch_ ABSL_GUARDED_BY(mu_) = false;
-  bool have_snapshot_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_set<uint64_t> cached_ ABSL_GUARDED_BY(mu_);
-  v1::Load load_ ABSL_GUARDED_BY(mu_);
-  absl::Time last_report_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  std::deque<absl::Time> pending_ ABSL_GUARDED_BY(mu_);
-  CircuitBreaker breaker_ ABSL_GUARDED_BY(mu_);
-  int64_t streams_opened_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t resyncs_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t restarts_ ABSL_GUARDED_BY(mu_) = 0;
+  // std::mutex rather than absl::Mutex: ThreadSanitizer sees its
+  // synchronization (Debian's Abseil is not built with TSan annotations).
+  mutable std::mutex mu_;
+  std::condition_variable stopping_cv_;  // stopping_ became true
+  bool stopping_ = false;  // guarded by mu_
+  grpc::ClientContext* stream_ctx_ = nullptr;  // guarded by mu_
+  grpc::ClientContext* unary_ctx_ = nullptr;  // guarded by mu_
+  absl::Time stream_started_ = absl::InfinitePast();  // guarded by mu_
+  bool connected_ = false;  // guarded by mu_
+  bool warned_unreachable_ = false;  // guarded by mu_
+  std::string instance_id_;  // guarded by mu_
+  bool model_accepted_ = false;  // guarded by mu_
+  bool model_mismatch_ = false;  // guarded by mu_
+  bool have_snapshot_ = false;  // guarded by mu_
+  uint64_t last_seq_ = 0;  // guarded by mu_
+  absl::flat_hash_set<uint64_t> cached_;  // guarded by mu_
+  v1::Load load_;  // guarded by mu_
+  absl::Time last_report_ = absl::InfinitePast();  // guarded by mu_
+  std::deque<absl::Time> pending_;  // guarded by mu_
+  CircuitBreaker breaker_;  // guarded by mu_
+  int64_t streams_opened_ = 0;  // guarded by mu_
+  int64_t resyncs_ = 0;  // guarded by mu_
+  int64_t restarts_ = 0;  // guarded by mu_
 };
 
 // ------------------------------------------------------------- free helpers
@@ -470,7 +477,7 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(WorkerPoolOptions
   }
   auto pool = std::unique_ptr<WorkerPool>(new WorkerPool(std::move(options)));
   {
-    absl::MutexLock lock(&pool->mu_);
+    std::lock_guard<std::mutex> lock(pool->mu_);
     for (const std::string& a : pool->options_.static_workers) pool->AddWorkerLocked(a, true, false);
   }
   pool->RefreshDns();
@@ -483,10 +490,11 @@ WorkerPool::WorkerPool(WorkerPoolOptions options) : options_(std::move(options))
 WorkerPool::~WorkerPool() {
   absl::flat_hash_map<std::string, Entry> workers;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
     workers.swap(workers_);
   }
+  stopping_cv_.notify_all();
   if (housekeeping_.joinable()) housekeeping_.join();
   for (auto& [id, entry] : workers) entry.worker->Shutdown();
 }
@@ -520,7 +528,7 @@ void WorkerPool::RefreshDns() {
   }
   std::vector<std::shared_ptr<Worker>> removed;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     for (const std::string& id : found) AddWorkerLocked(id, false, true);
     if (complete) {
@@ -549,8 +557,8 @@ void WorkerPool::Housekeeping() {
       std::min(absl::Milliseconds(options_.report_interval_ms), absl::Milliseconds(250));
   while (true) {
     {
-      absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(&stopping_), tick);
+      std::unique_lock<std::mutex> lock(mu_);
+      stopping_cv_.wait_for(lock, absl::ToChronoNanoseconds(tick), [this] { return stopping_; });
       if (stopping_) return;
     }
     const absl::Time now = absl::Now();
@@ -565,7 +573,7 @@ void WorkerPool::Housekeeping() {
 std::vector<std::shared_ptr<WorkerPool::Worker>> WorkerPool::Snapshot() const {
   std::vector<std::shared_ptr<Worker>> out;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     out.reserve(workers_.size());
     for (const auto& [id, e] : workers_) out.push_back(e.worker);
   }
@@ -574,7 +582,7 @@ std::vector<std::shared_ptr<WorkerPool::Worker>> WorkerPool::Snapshot() const {
 }
 
 std::shared_ptr<WorkerPool::Worker> WorkerPool::Find(std::string_view id) const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = workers_.find(Av(id));
   return it == workers_.end() ? nullptr : it->second.worker;
 }
@@ -622,7 +630,7 @@ absl::Status WorkerPool::WaitForHealthy(int n, absl::Duration timeout) const {
 }
 
 absl::StatusOr<v1::ModelInfo> WorkerPool::ModelInfo() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (!model_.has_value()) return absl::UnavailableError("no worker has reported its model yet");
   return *model_;
 }
@@ -668,7 +676,7 @@ std::optional<std::string> WorkerPool::MatchModel(const v1::ModelInfo& info, boo
   if (!options_.expected_model_name.empty() && info.model_name() != options_.expected_model_name) {
     return absl::StrCat("serves model '", info.model_name(), "', expected '", options_.expected_model_name, "'");
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (!model_.has_value()) {
     *need_model = true;
     return std::nullopt;
@@ -693,7 +701,7 @@ std::optional<std::string> WorkerPool::MatchModel(const v1::ModelInfo& info, boo
 }
 
 void WorkerPool::OfferModel(v1::ModelInfo info) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (model_.has_value()) return;
   WF_LOG(INFO) << "worker pool model: '" << info.model_name() << "' (" << info.vocab_size() << " tokens, KV block "
                << info.kv_block_size() << ", chat format '" << info.chat_format() << "')";

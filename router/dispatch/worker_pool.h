@@ -52,9 +52,11 @@
 #define WF_ROUTER_DISPATCH_WORKER_POOL_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,7 +66,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "grpcpp/grpcpp.h"
@@ -190,7 +191,8 @@ class WorkerPool {
   explicit WorkerPool(WorkerPoolOptions options);
   std::vector<std::shared_ptr<Worker>> Snapshot() const;
   std::shared_ptr<Worker> Find(std::string_view id) const;
-  void AddWorkerLocked(const std::string& id, bool from_static, bool from_dns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Requires mu_ held.
+  void AddWorkerLocked(const std::string& id, bool from_static, bool from_dns);
   void RefreshDns();
   void Housekeeping();
   // Model acceptance, called from worker threads: the reason `info` does
@@ -203,10 +205,13 @@ class WorkerPool {
   absl::Time NewestReport() const;
 
   const WorkerPoolOptions options_;
-  mutable absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_map<std::string, Entry> workers_ ABSL_GUARDED_BY(mu_);
-  std::optional<wrinklefree::v1::ModelInfo> model_ ABSL_GUARDED_BY(mu_);
+  // std::mutex rather than absl::Mutex: ThreadSanitizer sees its
+  // synchronization (Debian's Abseil is not built with TSan annotations).
+  mutable std::mutex mu_;
+  std::condition_variable stopping_cv_;  // stopping_ became true
+  bool stopping_ = false;  // guarded by mu_
+  absl::flat_hash_map<std::string, Entry> workers_;  // guarded by mu_
+  std::optional<wrinklefree::v1::ModelInfo> model_;  // guarded by mu_
   std::atomic<int64_t> newest_report_us_{0};  // NoteReport()
   std::thread housekeeping_;
 };

@@ -7,12 +7,13 @@
 #include <algorithm>
 #include <atomic>
 #include <iostream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/kv/block_hash.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -288,19 +289,19 @@ TEST(WorkerPoolTest, DnsNameResolvesToTheWorker) {
 class FakeDns {
  public:
   void Set(std::vector<std::string> addresses) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     addresses_ = std::move(addresses);
   }
   HostResolver Resolver() {
     return [this](const std::string& host, int) -> absl::StatusOr<std::vector<std::string>> {
       if (host != "workers.test") return absl::UnavailableError("unknown host");
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       return addresses_;
     };
   }
 
  private:
-  absl::Mutex mu_;
+  std::mutex mu_;
   std::vector<std::string> addresses_;
 };
 

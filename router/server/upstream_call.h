@@ -18,7 +18,6 @@
 #include <functional>
 #include <memory>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "wrinklefree/v1/worker.grpc.pb.h"

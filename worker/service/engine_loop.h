@@ -181,12 +181,12 @@ class EngineLoop {
   mutable std::mutex mu_;
   std::condition_variable input_cv_;  // inbox, aborts, stop
   std::condition_variable idle_cv_;   // live_ became empty
-  std::vector<Pending> inbox_ ABSL_GUARDED_BY(mu_);
-  std::vector<uint64_t> aborts_ ABSL_GUARDED_BY(mu_);                  // seq ids
-  absl::flat_hash_map<std::string, uint64_t> live_ ABSL_GUARDED_BY(mu_);  // request id -> seq id
-  int waiting_in_scheduler_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t next_seq_id_ ABSL_GUARDED_BY(mu_) = 1;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<Pending> inbox_;  // guarded by mu_
+  std::vector<uint64_t> aborts_;  // guarded by mu_; seq ids
+  absl::flat_hash_map<std::string, uint64_t> live_;  // guarded by mu_; request id -> seq id
+  int waiting_in_scheduler_ = 0;  // guarded by mu_
+  uint64_t next_seq_id_ = 1;  // guarded by mu_
+  bool stop_ = false;  // guarded by mu_
   std::atomic<bool> draining_{false};
   std::thread thread_;
 };

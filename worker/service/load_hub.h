@@ -68,8 +68,8 @@ class LoadHub {
   uint64_t last_sequence_number() const;
 
  private:
-  void ApplyLocked(const wrinklefree::v1::KvEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool HasNewsLocked(const Cursor& c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyLocked(const wrinklefree::v1::KvEvent& event);  // requires mu_ held
+  bool HasNewsLocked(const Cursor& c) const;  // requires mu_ held
 
   const std::string instance_id_;
   const size_t max_retained_events_;
@@ -77,12 +77,12 @@ class LoadHub {
   // synchronization (Debian's Abseil is not built with TSan annotations).
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
-  wrinklefree::v1::Load load_ ABSL_GUARDED_BY(mu_);
-  uint64_t load_version_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_set<uint64_t> cached_ ABSL_GUARDED_BY(mu_);
-  std::deque<wrinklefree::v1::KvEvent> events_ ABSL_GUARDED_BY(mu_);  // oldest first
-  uint64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shutdown_ = false;  // guarded by mu_
+  wrinklefree::v1::Load load_;  // guarded by mu_
+  uint64_t load_version_ = 0;  // guarded by mu_
+  absl::flat_hash_set<uint64_t> cached_;  // guarded by mu_
+  std::deque<wrinklefree::v1::KvEvent> events_;  // guarded by mu_; oldest first
+  uint64_t last_seq_ = 0;  // guarded by mu_
 };
 
 }  // namespace wf::service
