@@ -1,14 +1,40 @@
 #include "common/grpc/callback_queue_warmer.h"
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <utility>
 
+#include "common/grpc/reaction_order.h"
 #include "grpcpp/generic/generic_stub.h"
 
 namespace wf::grpc_util {
 namespace {
 
 constexpr char kHealthCheck[] = "/grpc.health.v1.Health/Check";
+
+// One health check: its reactor, and the wait for its OnDone.
+class Check final : public grpc::ClientUnaryReactor {
+ public:
+  void OnDone(const grpc::Status& /*status*/) override {
+    OnDoneScope scope(this);
+    // Notified under the lock: Wait() may destroy this object as soon as it
+    // can take the lock again.
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return done_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;  // guarded by mu_
+};
 
 }  // namespace
 
@@ -40,18 +66,13 @@ void CallbackQueueWarmer::Run() {
       grpc::Slice empty;  // an empty HealthCheckRequest: the server as a whole
       grpc::ByteBuffer request(&empty, 1);
       grpc::ByteBuffer response;
-      std::mutex done_mu;
-      std::condition_variable done_cv;
-      bool done = false;
-      stub.UnaryCall(&ctx, kHealthCheck, grpc::StubOptions(), &request, &response, [&](grpc::Status) {
-        std::lock_guard<std::mutex> done_lock(done_mu);
-        done = true;
-        done_cv.notify_all();
-      });
+      Check check;
+      stub.PrepareUnaryCall(&ctx, kHealthCheck, grpc::StubOptions(), &request, &response, &check);
+      HandOff(&check);
+      check.StartCall();
       // gRPC always completes the call (by its deadline at the latest), and
-      // the callback uses this frame.
-      std::unique_lock<std::mutex> done_lock(done_mu);
-      done_cv.wait(done_lock, [&] { return done; });
+      // the call uses this frame.
+      check.Wait();
     }
     checks_.fetch_add(1, std::memory_order_relaxed);
     lock.lock();

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc/reaction_order.h"
 
 namespace wf::router {
 namespace {
@@ -62,8 +63,10 @@ class RouterService::GenerateReactor final : public grpc::ServerWriteReactor<v1:
  public:
   GenerateReactor(RouterService* service, grpc::CallbackServerContext* context, const v1::RouterGenerateRequest* req)
       : service_(service), start_(absl::Now()) {
+    grpc_util::HandlerScope handler_scope;
     service->metrics_->StreamStarted();
     Start(context, req);
+    grpc_util::HandOff(this);
   }
 
  private:
@@ -146,6 +149,7 @@ class RouterService::GenerateReactor final : public grpc::ServerWriteReactor<v1:
 
  public:
   void OnWriteDone(bool ok) override {
+    grpc_util::ReactionScope scope(this);
     {
       std::lock_guard<std::mutex> lock(mu_);
       writing_now_ = false;
@@ -154,6 +158,7 @@ class RouterService::GenerateReactor final : public grpc::ServerWriteReactor<v1:
     Pump();
   }
   void OnCancel() override {
+    grpc_util::ReactionScope scope(this);
     std::shared_ptr<DispatchHandle> h;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -164,6 +169,7 @@ class RouterService::GenerateReactor final : public grpc::ServerWriteReactor<v1:
     Pump();
   }
   void OnDone() override {
+    grpc_util::OnDoneScope scope(this);
     service_->metrics_->StreamEnded();
     service_->metrics_->Request("grpc_generate", final_code_, absl::ToDoubleSeconds(absl::Now() - start_));
     // The dispatch may still call Done(): it holds no pointer to us after
@@ -180,6 +186,7 @@ class RouterService::GenerateReactor final : public grpc::ServerWriteReactor<v1:
       finish_called_ = true;
       final_code_ = HttpEquivalent(status.error_code());
     }
+    grpc_util::HandOff(this);
     Finish(std::move(status));
   }
 
@@ -235,6 +242,7 @@ class RouterService::GenerateReactor final : public grpc::ServerWriteReactor<v1:
       }
       if (action == kFinish) final_code_ = HttpEquivalent(status.error_code());
     }
+    if (action != kNothing) grpc_util::HandOff(this);
     if (action == kWrite) StartWrite(&writing_);
     if (action == kFinish) Finish(std::move(status));
   }
@@ -262,6 +270,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* RouterService::Generate(grpc::Ca
 
 grpc::ServerUnaryReactor* RouterService::Tokenize(grpc::CallbackServerContext* context,
                                                   const v1::TokenizeRequest* request, v1::TokenizeResponse* response) {
+  grpc_util::HandlerScope handler_scope;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (grpc::Status auth = CheckAuth(context, nullptr); !auth.ok()) {
     reactor->Finish(auth);
@@ -295,6 +304,7 @@ grpc::ServerUnaryReactor* RouterService::Tokenize(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* RouterService::ListModels(grpc::CallbackServerContext* context,
                                                     const v1::ListModelsRequest* /*request*/,
                                                     v1::ListModelsResponse* response) {
+  grpc_util::HandlerScope handler_scope;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<v1::ModelInfo> info = pool_->ModelInfo();
   if (!info.ok()) {

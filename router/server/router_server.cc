@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/grpc/callback_queue_warmer.h"
+#include "common/grpc/reaction_order.h"
 #include "common/status_macros.h"
 #include "common/tls/tls_files.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -130,6 +131,7 @@ absl::Status RunRouterServer(const RouterConfig& config) {
     }
     builder.AddListeningPort(address, credentials, &port);
     builder.RegisterService(&router_service);
+    grpc_util::PublishToHandlers();
     grpc_server = builder.BuildAndStart();
     if (grpc_server == nullptr || port == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", address));
@@ -187,6 +189,7 @@ absl::Status RunRouterServer(const RouterConfig& config) {
     grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
     grpc_server->Wait();
   }
+  grpc_util::AfterHandlers();
   http->Stop();
   Say("stopped");
   return absl::OkStatus();

@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "common/grpc/callback_queue_warmer.h"
+#include "common/grpc/reaction_order.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/kv/block_hash.h"
@@ -139,6 +140,7 @@ absl::Status RunWorkerServer(const WorkerConfig& config) {
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   builder.SetMaxSendMessageSize(std::max<int>(static_cast<int>(config.max_message_bytes), 64 << 20));
   builder.RegisterService(&service);
+  grpc_util::PublishToHandlers();
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", address, " (in use or not a local address?)"));
@@ -231,6 +233,7 @@ absl::Status RunWorkerServer(const WorkerConfig& config) {
   warmer.reset();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Wait();
+  grpc_util::AfterHandlers();
   service.SetReady(nullptr);
   Say("stopped");
   return absl::OkStatus();

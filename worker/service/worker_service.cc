@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc/reaction_order.h"
 #include "common/log.h"
 
 namespace wf::service {
@@ -92,6 +93,7 @@ class GenerateStream final : public ResponseSink {
       if (finish_called_) return;
       finish_called_ = true;
     }
+    grpc_util::HandOff(reactor_);
     reactor_->Finish(std::move(status));
   }
 
@@ -124,6 +126,7 @@ class GenerateStream final : public ResponseSink {
         status = *final_status_;
       }
     }
+    if (action != kNothing) grpc_util::HandOff(reactor_);
     switch (action) {
       case kWrite:
         reactor_->StartWrite(&writing_);
@@ -141,18 +144,19 @@ class GenerateStream final : public ResponseSink {
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* const reactor_;
   std::mutex mu_;  // std::mutex: visible to ThreadSanitizer
-  std::deque<v1::GenerateResponse> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::GenerateResponse> queue_;  // guarded by mu_
   v1::GenerateResponse writing_;  // owned by the write in flight
-  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
-  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);
+  bool write_in_flight_ = false;  // guarded by mu_
+  bool finish_called_ = false;  // guarded by mu_
+  bool cancelled_ = false;  // guarded by mu_
+  std::optional<grpc::Status> final_status_;  // guarded by mu_
 };
 
 class WorkerService::GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
   GenerateReactor(WorkerService* service, const v1::GenerateRequest* request)
       : stream_(std::make_shared<GenerateStream>(this)) {
+    grpc_util::HandlerScope handler_scope;
     const ReadyState* ready = service->ready();
     if (ready == nullptr) {
       stream_->FinishNow(Unavailable("retry shortly or on another worker"));
@@ -170,14 +174,22 @@ class WorkerService::GenerateReactor final : public grpc::ServerWriteReactor<v1:
       return;
     }
     request_id_ = *id;
+    grpc_util::HandOff(this);
   }
 
-  void OnWriteDone(bool ok) override { stream_->OnWriteDone(ok); }
+  void OnWriteDone(bool ok) override {
+    grpc_util::ReactionScope scope(this);
+    stream_->OnWriteDone(ok);
+  }
   void OnCancel() override {
+    grpc_util::ReactionScope scope(this);
     if (!request_id_.empty()) loop_->Cancel(request_id_);
     stream_->OnCancel();
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    grpc_util::OnDoneScope scope(this);
+    delete this;
+  }
 
  private:
   std::shared_ptr<GenerateStream> stream_;
@@ -192,9 +204,11 @@ class WorkerService::GenerateReactor final : public grpc::ServerWriteReactor<v1:
 class WorkerService::WatchReactor final : public grpc::ServerWriteReactor<v1::LoadReport> {
  public:
   WatchReactor(WorkerService* service, const v1::WatchLoadRequest* request) : service_(service) {
+    grpc_util::HandlerScope handler_scope;
     if (service->watchers_.fetch_add(1) >= service->options_.max_watchers) {
       service->watchers_.fetch_sub(1);
       counted_ = false;
+      grpc_util::HandOff(this);
       Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                           absl::StrCat("too many WatchLoad streams (limit ", service->options_.max_watchers, ")")));
       return;
@@ -204,9 +218,11 @@ class WorkerService::WatchReactor final : public grpc::ServerWriteReactor<v1::Lo
     interval_ = absl::Milliseconds(std::clamp(ms, 10, 10000));
     cursor_ = service->hub_->Subscribe(!request->has_include_kv_events() || request->include_kv_events());
     thread_ = std::thread([this] { Loop(); });
+    grpc_util::HandOff(this);
   }
 
   void OnWriteDone(bool ok) override {
+    grpc_util::ReactionScope scope(this);
     {
       std::lock_guard<std::mutex> lock(mu_);
       write_done_ = true;
@@ -215,6 +231,7 @@ class WorkerService::WatchReactor final : public grpc::ServerWriteReactor<v1::Lo
     cv_.notify_all();
   }
   void OnCancel() override {
+    grpc_util::ReactionScope scope(this);
     {
       std::lock_guard<std::mutex> lock(mu_);
       broken_ = true;
@@ -222,6 +239,7 @@ class WorkerService::WatchReactor final : public grpc::ServerWriteReactor<v1::Lo
     cv_.notify_all();
   }
   void OnDone() override {
+    grpc_util::OnDoneScope scope(this);
     if (thread_.joinable()) {
       // OnDone follows Finish, the thread's last call; it is about to exit.
       if (thread_.get_id() == std::this_thread::get_id()) {
@@ -247,6 +265,7 @@ class WorkerService::WatchReactor final : public grpc::ServerWriteReactor<v1::Lo
         if (broken_) break;
         write_done_ = false;
       }
+      grpc_util::HandOff(this);
       StartWrite(&report_);
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return write_done_ || broken_; });
@@ -256,6 +275,7 @@ class WorkerService::WatchReactor final : public grpc::ServerWriteReactor<v1::Lo
         break;
       }
     }
+    grpc_util::HandOff(this);
     Finish(grpc::Status::OK);
   }
 
@@ -267,8 +287,8 @@ class WorkerService::WatchReactor final : public grpc::ServerWriteReactor<v1::Lo
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool write_done_ ABSL_GUARDED_BY(mu_) = true;
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_done_ = true;  // guarded by mu_
+  bool broken_ = false;  // guarded by mu_
 };
 
 // ------------------------------------------------------------------ Service
@@ -286,6 +306,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* WorkerService::Generate(grpc::Ca
 
 grpc::ServerUnaryReactor* WorkerService::Abort(grpc::CallbackServerContext* context, const v1::AbortRequest* request,
                                                v1::AbortResponse* /*response*/) {
+  grpc_util::HandlerScope handler_scope;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const ReadyState* ready = this->ready();
   if (ready == nullptr) {
@@ -301,6 +322,7 @@ grpc::ServerUnaryReactor* WorkerService::Abort(grpc::CallbackServerContext* cont
 grpc::ServerUnaryReactor* WorkerService::Tokenize(grpc::CallbackServerContext* context,
                                                   const v1::TokenizeRequest* request,
                                                   v1::TokenizeResponse* response) {
+  grpc_util::HandlerScope handler_scope;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const ReadyState* ready = this->ready();
   if (ready == nullptr) {
@@ -336,6 +358,7 @@ grpc::ServerUnaryReactor* WorkerService::Tokenize(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* WorkerService::Detokenize(grpc::CallbackServerContext* context,
                                                     const v1::DetokenizeRequest* request,
                                                     v1::DetokenizeResponse* response) {
+  grpc_util::HandlerScope handler_scope;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const ReadyState* ready = this->ready();
   if (ready == nullptr) {
@@ -366,6 +389,7 @@ grpc::ServerUnaryReactor* WorkerService::Detokenize(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* WorkerService::GetModelInfo(grpc::CallbackServerContext* context,
                                                       const v1::GetModelInfoRequest* request,
                                                       v1::ModelInfo* response) {
+  grpc_util::HandlerScope handler_scope;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const ReadyState* ready = this->ready();
   if (ready == nullptr) {
