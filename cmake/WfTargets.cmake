@@ -14,10 +14,13 @@ function(wf_target_defaults target)
     # -U__SANITIZE_THREAD__: Protobuf's and Abseil's headers change class
     # layouts under TSan (MapFieldBase gains two counters), while Debian's
     # libraries and the generated bitnet_proto are built without it; the
-    # mismatch crashes. WF_SANITIZE_THREAD tells our own code instead.
+    # mismatch crashes. WF_SANITIZE_THREAD tells our own code instead, and
+    # _GLIBCXX_TSAN keeps what libstdc++ would do under TSan (it changes no
+    # layout): std::shared_ptr's release without a fast path that TSan
+    # cannot follow.
     target_compile_options(${target} PRIVATE -fsanitize=thread -fno-omit-frame-pointer -Wno-tsan
       -U__SANITIZE_THREAD__)
-    target_compile_definitions(${target} PRIVATE WF_SANITIZE_THREAD=1)
+    target_compile_definitions(${target} PRIVATE WF_SANITIZE_THREAD=1 _GLIBCXX_TSAN=1)
     target_link_options(${target} PUBLIC -fsanitize=thread)
   endif()
 endfunction()
