@@ -7,4 +7,4 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${BUILD_DIR:-$root/build}"
 ctest --output-on-failure -j"$(nproc)" --timeout 600
 # A short libFuzzer pass over every parser of untrusted input (clang build in build-fuzz/).
-"$root/scripts/fuzz.sh" --seconds 30 --jobs 2
+"$root/scripts/fuzz.sh" --seconds 60 --jobs 2
