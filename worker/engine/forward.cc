@@ -293,27 +293,28 @@ void ModelRunner::Attention(int layer, int64_t n_tokens) {
   float* scores = attn_scores_.data();
   float* partial = attn_partial_.data();
 
-  // Calls fn(first position, rows, block id, offset in block) for the runs of
-  // positions [p0, p1) that lie in one KV block. Before each run it
-  // prefetches the next run of the same KV head, from `base` (KBlock or
-  // VBlock of the layer, head g): a run is one head_dim x block_size piece
-  // (4 KB for 2B-4T) a whole block apart from the next, so every run starts
-  // a new page where the hardware prefetcher has to learn the stream again;
-  // without this, long-context decode read the cache at about half the
-  // speed of the weights.
-  auto for_each_run = [&](const SequenceKv& kv, int64_t p0, int64_t p1, bool keys, int64_t g,
+  // Calls fn(first position, rows, data) for the runs of positions [p0, p1)
+  // that lie in one KV block, where data is KV head g's first row of the run
+  // in the layer's K pool (keys) or V pool. Before each run it prefetches the
+  // next one: a run is one head_dim x block_size piece (4 KB for 2B-4T) a
+  // whole block apart from the next, so every run starts a new page where
+  // the hardware prefetcher has to learn the stream again (decode at 4096
+  // positions against 128 went from about 0.60 to 0.66 of the rate with it).
+  auto for_each_run = [&](const SequenceKv& kv, bool keys, int64_t g, int64_t p0, int64_t p1,
                           auto&& fn) {
+    auto run_data = [&](int64_t p) -> const uint16_t* {
+      const int32_t block = kv.block_table[p / bs];
+      const uint16_t* pool = keys ? cache_->KBlock(layer, block) : cache_->VBlock(layer, block);
+      return pool + (g * bs + p % bs) * hd;
+    };
     while (p0 < p1) {
-      const int64_t b = p0 / bs;
-      const int64_t rows = std::min(p1, (b + 1) * bs) - p0;
+      const int64_t rows = std::min(p1, (p0 / bs + 1) * bs) - p0;
       const int64_t next = p0 + rows;
       if (next < p1) {
-        const int32_t nb = kv.block_table[next / bs];
-        const uint16_t* nbase = keys ? cache_->KBlock(layer, nb) : cache_->VBlock(layer, nb);
-        Prefetch(nbase + g * bs * hd, std::min(p1 - next, bs) * hd * int64_t{sizeof(uint16_t)});
+        Prefetch(run_data(next), std::min(p1 - next, bs) * hd * int64_t{sizeof(uint16_t)});
       }
-      fn(p0, rows, kv.block_table[b], p0 - b * bs);
-      p0 += rows;
+      fn(p0, rows, run_data(p0));
+      p0 = next;
     }
   };
 
@@ -334,10 +335,9 @@ void ModelRunner::Attention(int layer, int64_t n_tokens) {
         if (p0 >= n_pos) continue;
         const float* q = q_.data() + (t0 + tl) * c.n_embd + g * group * hd;
         float* row = scores + (tl * n_head + g * group) * max_pos;
-        for_each_run(*info.kv, p0, std::min(n_pos, p0 + kAttentionChunk), true, g,
-                     [&](int64_t p, int64_t rows, int32_t block, int64_t slot) {
-                       kt.f16_scores(cache_->KBlock(layer, block) + (g * bs + slot) * hd, rows, hd,
-                                     q, group, row + p, max_pos);
+        for_each_run(*info.kv, /*keys=*/true, g, p0, std::min(n_pos, p0 + kAttentionChunk),
+                     [&](int64_t p, int64_t rows, const uint16_t* k) {
+                       kt.f16_scores(k, rows, hd, q, group, row + p, max_pos);
                      });
       }
     });
@@ -364,10 +364,9 @@ void ModelRunner::Attention(int layer, int64_t n_tokens) {
         const float* p = scores + (tl * n_head + g * group) * max_pos;
         float* acc = partial + (((tl * n_kv + g) * max_chunks + ch) * group) * hd;
         std::fill(acc, acc + group * hd, 0.0f);
-        for_each_run(*info.kv, p0, std::min(n_pos, p0 + kAttentionChunk), false, g,
-                     [&](int64_t pos, int64_t rows, int32_t block, int64_t slot) {
-                       kt.f16_accumulate_rows(cache_->VBlock(layer, block) + (g * bs + slot) * hd,
-                                              rows, hd, p + pos, max_pos, group, acc);
+        for_each_run(*info.kv, /*keys=*/false, g, p0, std::min(n_pos, p0 + kAttentionChunk),
+                     [&](int64_t pos, int64_t rows, const uint16_t* v) {
+                       kt.f16_accumulate_rows(v, rows, hd, p + pos, max_pos, group, acc);
                      });
       }
     });
