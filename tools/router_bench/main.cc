@@ -35,9 +35,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> worker_args, router_args;
 
   wf::FlagSet flags("wf_router_bench [--requests N] [--json] [--worker ADDR --router-grpc ADDR --router-http PORT]");
-  flags.Int("requests", &requests, "measured iterations; each sends one request on every path", "n");
-  flags.Int("warmup", &warmup, "unmeasured iterations first (connections, caches, page faults)");
-  flags.Int("prompt-tokens", &prompt_tokens, "random prompt token ids per request (fresh every time)");
+  flags.Int("requests", &requests, "measured iterations, 1 to 10000000; each sends one request on every path", "n");
+  flags.Int("warmup", &warmup, "unmeasured iterations first, 0 to 1000000 (connections, caches, page faults)");
+  flags.Int("prompt-tokens", &prompt_tokens, "random prompt token ids per request (fresh every time), 1 to 1048576");
   flags.Int("seed", &seed, "seed of the prompts; -1 = random (printed), so no rerun hits the prefix cache");
   flags.Int("pause-ms", &pause_ms,
             "idle milliseconds before every request (sparse traffic: e.g. 1050 finds servers after a quiet second)");
@@ -73,9 +73,10 @@ int main(int argc, char** argv) {
     std::cout << flags.Help();
     return 0;
   }
-  if (requests < 1) return Usage("--requests must be >= 1");
-  if (warmup < 0) return Usage("--warmup must be >= 0");
-  if (prompt_tokens < 1) return Usage("--prompt-tokens must be >= 1");
+  // Upper bounds keep the counts within int and the run finite.
+  if (requests < 1 || requests > 10'000'000) return Usage("--requests must be in [1, 10000000]");
+  if (warmup < 0 || warmup > 1'000'000) return Usage("--warmup must be in [0, 1000000]");
+  if (prompt_tokens < 1 || prompt_tokens > 1'048'576) return Usage("--prompt-tokens must be in [1, 1048576]");
   if (pause_ms < 0 || pause_ms > 60000) return Usage("--pause-ms must be in [0, 60000]");
   if (!(config.request_timeout_seconds > 0)) return Usage("--timeout-seconds must be > 0");
   const int external = !worker.empty() + !router_grpc.empty() + !router_http.empty();

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/testing/status_matchers.h"
+#include "common/testing/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -94,6 +95,33 @@ TEST(RouterBenchTest, MeasuresEveryPathAgainstRealProcesses) {
   for (int p = 0; p < kPathCount; ++p) {
     ASSERT_EQ(result.ttft_ms[p].size(), 4u) << PathName(p);
     for (double ms : result.ttft_ms[p]) EXPECT_GT(ms, 0) << PathName(p);
+  }
+}
+
+// Out-of-range counts are usage errors (exit 2) naming the flag and its
+// range, before any process starts.
+TEST(RouterBenchCliTest, BadFlagsExitWithUsageErrors) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--requests", "0"}, "--requests must be in [1, 10000000]"},
+      {{"--requests", "5000000000"}, "--requests must be in [1, 10000000]"},
+      {{"--warmup", "-1"}, "--warmup must be in [0, 1000000]"},
+      {{"--warmup", "4294967296"}, "--warmup must be in [0, 1000000]"},
+      {{"--prompt-tokens", "0"}, "--prompt-tokens must be in [1, 1048576]"},
+      {{"--prompt-tokens", "2147483648"}, "--prompt-tokens must be in [1, 1048576]"},
+      {{"--pause-ms", "60001"}, "--pause-ms must be in [0, 60000]"},
+      {{"--requests", "many"}, "--requests"},
+      {{"--worker", "127.0.0.1:1"}, "give all of --worker, --router-grpc and --router-http"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {WF_ROUTER_BENCH_BINARY};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    const wf::testing::CommandResult r = wf::testing::RunCommand(args, {}, 60);
+    EXPECT_EQ(r.exit_code, 2) << c.args[0] << ": " << r.output;
+    EXPECT_THAT(r.output, HasSubstr(c.message)) << c.args[0];
   }
 }
 
