@@ -398,7 +398,7 @@ TEST_P(KernelsTest, F16GemmMatchesReference) {
       std::vector<uint16_t> w(m * k);
       for (auto& h : w)
         h = static_cast<uint16_t>((sign(rng) << 15) | (expo(rng) << 10) | mant(rng));
-      for (int64_t n : {1, 2, 3, 5, 9, 17}) {
+      for (int64_t n : {1, 2, 3, 5, 9, 17, 33}) {  // 33: past one 32-token block
         SCOPED_TRACE(::testing::Message() << "k=" << k << " m=" << m << " n=" << n);
         const std::vector<float> x = RandomFloats(n * k, 1.0f, rng);
         const int64_t begin = m > 2 ? 1 : 0;
