@@ -24,6 +24,23 @@ int Usage(const std::string& message) {
   return 2;
 }
 
+// An integer flag's allowed range, stated in --help and in the usage error
+// from the same numbers. The upper bounds keep the counts within int and the
+// run finite.
+struct IntRange {
+  int64_t min;
+  int64_t max;
+  std::string Text() const { return absl::StrCat(min, " to ", max); }
+  std::string Check(const char* flag, int64_t value) const {
+    if (value >= min && value <= max) return "";
+    return absl::StrCat("--", flag, " must be in [", min, ", ", max, "]");
+  }
+};
+constexpr IntRange kRequestsRange{1, 10'000'000};
+constexpr IntRange kWarmupRange{0, 1'000'000};
+constexpr IntRange kPromptTokensRange{1, 1'048'576};
+constexpr IntRange kPauseMsRange{0, 60'000};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -35,12 +52,17 @@ int main(int argc, char** argv) {
   std::vector<std::string> worker_args, router_args;
 
   wf::FlagSet flags("wf_router_bench [--requests N] [--json] [--worker ADDR --router-grpc ADDR --router-http PORT]");
-  flags.Int("requests", &requests, "measured iterations, 1 to 10000000; each sends one request on every path", "n");
-  flags.Int("warmup", &warmup, "unmeasured iterations first, 0 to 1000000 (connections, caches, page faults)");
-  flags.Int("prompt-tokens", &prompt_tokens, "random prompt token ids per request (fresh every time), 1 to 1048576");
+  flags.Int("requests", &requests,
+            absl::StrCat("measured iterations, ", kRequestsRange.Text(), "; each sends one request on every path"),
+            "n");
+  flags.Int("warmup", &warmup,
+            absl::StrCat("unmeasured iterations first, ", kWarmupRange.Text(), " (connections, caches, page faults)"));
+  flags.Int("prompt-tokens", &prompt_tokens,
+            absl::StrCat("random prompt token ids per request (fresh every time), ", kPromptTokensRange.Text()));
   flags.Int("seed", &seed, "seed of the prompts; -1 = random (printed), so no rerun hits the prefix cache");
   flags.Int("pause-ms", &pause_ms,
-            "idle milliseconds before every request (sparse traffic: e.g. 1050 finds servers after a quiet second)");
+            absl::StrCat("idle milliseconds before every request, ", kPauseMsRange.Text(),
+                         " (sparse traffic: e.g. 1050 finds servers after a quiet second)"));
   flags.Double("timeout-seconds", &config.request_timeout_seconds, "deadline of each request");
   flags.Bool("json", &json, "print one JSON document instead of the table");
   flags.Bool("progress", &progress, "a progress line on stderr every 2 s (--no-progress: none)");
@@ -73,11 +95,11 @@ int main(int argc, char** argv) {
     std::cout << flags.Help();
     return 0;
   }
-  // Upper bounds keep the counts within int and the run finite.
-  if (requests < 1 || requests > 10'000'000) return Usage("--requests must be in [1, 10000000]");
-  if (warmup < 0 || warmup > 1'000'000) return Usage("--warmup must be in [0, 1000000]");
-  if (prompt_tokens < 1 || prompt_tokens > 1'048'576) return Usage("--prompt-tokens must be in [1, 1048576]");
-  if (pause_ms < 0 || pause_ms > 60000) return Usage("--pause-ms must be in [0, 60000]");
+  for (const std::string& error : {kRequestsRange.Check("requests", requests), kWarmupRange.Check("warmup", warmup),
+                                   kPromptTokensRange.Check("prompt-tokens", prompt_tokens),
+                                   kPauseMsRange.Check("pause-ms", pause_ms)}) {
+    if (!error.empty()) return Usage(error);
+  }
   if (!(config.request_timeout_seconds > 0)) return Usage("--timeout-seconds must be > 0");
   const int external = !worker.empty() + !router_grpc.empty() + !router_http.empty();
   if (external != 0 && external != 3) return Usage("give all of --worker, --router-grpc and --router-http, or none");
