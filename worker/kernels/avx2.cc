@@ -431,8 +431,9 @@ constexpr int kF16Rows = 4;
 // k chunk and one of F16Tile's two interleaved accumulator sets (the 8-value
 // chunks i + 8 * s of a 16-value step), so the per-lane FMA sequence of a
 // (row, token) is F16Tile's: a token gets the bits of its gemv. 12
-// accumulators + 4 tokens + 1 weight use the 16 registers with 7 loads per
-// 12 FMAs: on Zen 3 the 3 x 4 tile ran 42 GFMA/s from L1 against 31 for
+// accumulators, 3 tokens and 1 weight fill the 16 registers; the compiler
+// reads the 4th token as an FMA memory operand, so 9 loads feed 12 FMAs.
+// On Zen 3 the 3 x 4 tile ran 42 GFMA/s from L1 against 31 for
 // 3 x 3, whose 9 accumulator chains do not cover the FMA latency at two
 // FMAs per cycle; and batches of 4, 8 and 16 fill whole tiles.
 constexpr int kF16BufRows = 3;
