@@ -223,6 +223,10 @@ void EngineLoop::Step() {
     if (metrics_) metrics_->AddPromptTokens(static_cast<int64_t>(it->second->job->prompt.size()));
   }
   if (metrics_ && !plan.preempted.empty()) metrics_->AddPreemptions(static_cast<int64_t>(plan.preempted.size()));
+  // A step with a long prefill can take seconds: report the new running set
+  // before it runs, so that routers balance on it meanwhile and a client that
+  // holds its first token always finds its request counted as running.
+  if (!plan.admitted.empty() || !plan.preempted.empty()) PublishLoad();
   if (plan.items.empty()) return;
 
   batch_.sequences.resize(plan.items.size());
