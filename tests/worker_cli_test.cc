@@ -31,7 +31,7 @@ TEST(WorkerCliTest, HelpAndBadUsage) {
   EXPECT_EQ(r.exit_code, 0);
   for (const char* flag : {"--model-path", "--prompt", "--n-predict", "--chat", "--temperature", "--top-k", "--top-p",
                            "--min-p", "--seed", "--stop", "--benchmark", "--json", "--threads", "--head-type",
-                           "BITNET_FORCE_ISA"}) {
+                           "--kv-cache-type", "BITNET_FORCE_ISA"}) {
     EXPECT_THAT(r.output, HasSubstr(flag));
   }
   r = RunCommand({Worker(), "--prompt", "hi"});
@@ -116,6 +116,22 @@ TEST(WorkerCliTest, Q8HeadFollowsTheReferenceWhereItIsDecided) {
   CommandResult bad = RunCommand({Worker(), "-m", GoldenModel(), "--head-type", "q4", "--prompt", "x"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.output, HasSubstr("head_type (--head-type) must be f16 or q8, got \"q4\""));
+}
+
+// The 8-bit KV cache (--kv-cache-type q8) likewise agrees with the reference
+// where it was clearly decided.
+TEST(WorkerCliTest, Q8KvCacheFollowsTheReferenceWhereItIsDecided) {
+  ASSERT_OK_AND_ASSIGN(std::vector<DecidedCase> cases, DecidedGoldenCases(0.5));
+  ASSERT_FALSE(cases.empty());
+  for (const DecidedCase& c : cases) {
+    CommandResult r = RunCommand({Worker(), "-m", GoldenModel(), "--kv-cache-type", "q8", "--prompt", c.prompt, "-n",
+                                  std::to_string(c.tokens), "--temperature", "0", "--ignore-eos"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_THAT(r.output, HasSubstr(c.text + "\n")) << c.name;
+  }
+  CommandResult bad = RunCommand({Worker(), "-m", GoldenModel(), "--kv-cache-type", "fp8", "--prompt", "x"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("kv_cache_type (--kv-cache-type) must be f16 or q8, got \"fp8\""));
 }
 
 TEST(WorkerCliTest, StopStringIsNeverPrinted) {

@@ -174,6 +174,50 @@ TEST(WorkerGrpcTest, SharedPrefixIsReusedAndOutputMatchesAColdWorker) {
   EXPECT_EQ(again.final.usage().cached_prompt_tokens(), 80);
 }
 
+// The 8-bit KV cache as a service: the same memory holds about 1.8x the
+// positions, concurrent clients still get what they get alone, and a reused
+// prefix gives what a cold worker computes.
+TEST(WorkerGrpcTest, Q8KvCacheHoldsMoreAndStaysExact) {
+  ASSERT_OK_AND_ASSIGN(auto f16, WorkerProcess::Start({"--kv-cache-mb", "8", "--max-context", "256"}));
+  ASSERT_OK_AND_ASSIGN(auto warm, WorkerProcess::Start({"--kv-cache-mb", "8", "--max-context", "256",
+                                                        "--kv-cache-type", "q8", "--max-running", "8"}));
+  ASSERT_OK_AND_ASSIGN(auto cold, WorkerProcess::Start({"--kv-cache-type", "q8", "--no-prefix-caching"}));
+  const int f16_blocks = f16->CurrentLoad().kv_total_blocks();
+  const int q8_blocks = warm->CurrentLoad().kv_total_blocks();
+  ASSERT_GT(f16_blocks, 0);
+  EXPECT_GE(q8_blocks, f16_blocks * 17 / 10) << f16_blocks << " f16 blocks, " << q8_blocks << " q8 blocks";
+
+  constexpr int kClients = 4;
+  std::vector<v1::GenerateRequest> reqs;
+  for (int i = 0; i < kClients; ++i) reqs.push_back(IdsRequest(RandomIds(9 + 31 * i, 500 + i), 10));
+  std::vector<Result> alone;
+  for (const auto& r : reqs) {
+    alone.push_back(Generate(cold->stub(), r));
+    ASSERT_TRUE(alone.back().status.ok()) << alone.back().status.error_message();
+  }
+  std::vector<Result> together(kClients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] { together[i] = Generate(warm->stub(), reqs[i]); });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kClients; ++i) {
+    ASSERT_TRUE(together[i].status.ok()) << together[i].status.error_message();
+    EXPECT_EQ(together[i].tokens, alone[i].tokens) << "client " << i;
+  }
+  // Client 3's prompt (102 tokens) again with a new tail: its first 96
+  // positions (six full blocks) come from the cache.
+  std::vector<int32_t> again(reqs[3].token_ids().ids().begin(), reqs[3].token_ids().ids().end());
+  again.resize(100);
+  for (int32_t id : RandomIds(5, 9)) again.push_back(id);
+  Result reused = Generate(warm->stub(), IdsRequest(again, 8));
+  ASSERT_TRUE(reused.status.ok()) << reused.status.error_message();
+  EXPECT_EQ(reused.final.usage().cached_prompt_tokens(), 96);
+  Result computed = Generate(cold->stub(), IdsRequest(again, 8));
+  EXPECT_EQ(computed.final.usage().cached_prompt_tokens(), 0);
+  EXPECT_EQ(reused.tokens, computed.tokens);
+}
+
 TEST(WorkerGrpcTest, CancellationFreesTheSlotMidDecodeAndMidPrefill) {
   ASSERT_OK_AND_ASSIGN(auto worker, WorkerProcess::Start({"--max-step-tokens", "16"}));
   {

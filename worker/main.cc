@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "worker/cli/benchmark.h"
 #include "worker/cli/generate.h"
+#include "worker/engine/kv_cache.h"
 #include "worker/kernels/kernels.h"
 #include "worker/service/worker_config.h"
 #include "worker/service/worker_server.h"
@@ -100,6 +101,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "wf_worker: --head-type: %s\n", std::string(head_type.status().message()).c_str());
     return 2;
   }
+  const absl::StatusOr<wf::engine::KvCacheType> kv_cache_type = wf::engine::ParseKvCacheType(config.kv_cache_type);
+  if (!kv_cache_type.ok()) {
+    std::fprintf(stderr, "wf_worker: --kv-cache-type: %s\n", std::string(kv_cache_type.status().message()).c_str());
+    return 2;
+  }
   const int64_t threads = config.threads;
   if (auto isa = wf::kernels::SelectKernels(); !isa.ok()) {
     std::fprintf(stderr, "wf_worker: %s\n", std::string(isa.status().message()).c_str());
@@ -117,6 +123,7 @@ int main(int argc, char** argv) {
     o.repetitions = repetitions;
     o.decode_tokens = decode_tokens;
     o.head_type = *head_type;
+    o.kv_cache_type = *kv_cache_type;
     o.prefill_tokens.clear();
     for (absl::string_view part : absl::StrSplit(prefill_list, ',', absl::SkipEmpty())) {
       int64_t n = 0;
@@ -131,6 +138,7 @@ int main(int argc, char** argv) {
     wf::cli::GenerateOptions o;
     o.model_path = model_path;
     o.head_type = *head_type;
+    o.kv_cache_type = *kv_cache_type;
     o.prompt = prompt;
     o.chat = chat;
     o.chat_format = chat_format;

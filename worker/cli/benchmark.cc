@@ -20,6 +20,7 @@
 #include "nlohmann/json.hpp"
 #include "worker/engine/forward.h"
 #include "worker/engine/kv_cache.h"
+#include "worker/kernels/kernels.h"
 #include "worker/engine/model.h"
 #include "worker/engine/session.h"
 #include "worker/engine/thread_pool.h"
@@ -90,10 +91,23 @@ void FillKv(engine::KvCache& cache, engine::SequenceKv& seq, int32_t length) {
       at = (at + n) % pattern.size();
     }
   };
+  // q8: codes and scales of the same values' magnitude (codes cycle through
+  // [-127, 127], scales 1/127).
+  auto fill_q8 = [&](int8_t* codes, float* scales) {
+    for (size_t i = 0; i < block_elems; ++i) codes[i] = static_cast<int8_t>(pattern[(at + i) % pattern.size()] % 255 - 127);
+    at = (at + block_elems) % pattern.size();
+    std::fill(scales, scales + block_elems / kernels::kQ8Block, 1.0f / 127.0f);
+  };
   for (int l = 0; l < c.n_layer; ++l) {
     for (int64_t b = 0; b < blocks; ++b) {
-      fill(cache.KBlock(l, seq.block_table[b]));
-      fill(cache.VBlock(l, seq.block_table[b]));
+      const int32_t block = seq.block_table[b];
+      if (c.type == engine::KvCacheType::kQ8) {
+        fill_q8(cache.KBlockQ8(l, block), cache.KScalesQ8(l, block));
+        fill_q8(cache.VBlockQ8(l, block), cache.VScalesQ8(l, block));
+      } else {
+        fill(cache.KBlock(l, block));
+        fill(cache.VBlock(l, block));
+      }
     }
   }
   seq.length = length;
@@ -127,14 +141,16 @@ absl::StatusOr<double> TimeDecodeSteps(engine::ModelRunner& runner,
 
 // A KV pool for `n_seq` sequences of up to `positions` positions each.
 absl::StatusOr<std::unique_ptr<engine::KvCache>> MakeCache(const engine::ModelConfig& c,
-                                                          int64_t n_seq, int64_t positions) {
+                                                          int64_t n_seq, int64_t positions,
+                                                          engine::KvCacheType type) {
   constexpr int kBlock = 16;
   const int64_t blocks = n_seq * ((positions + kBlock - 1) / kBlock);
   return engine::KvCache::Create({.n_layer = c.n_layer,
                                   .n_head_kv = c.n_head_kv,
                                   .head_dim = c.head_dim,
                                   .block_size = kBlock,
-                                  .num_blocks = static_cast<int>(blocks)});
+                                  .num_blocks = static_cast<int>(blocks),
+                                  .type = type});
 }
 
 // Greedy decode of `tokens` tokens after a one-token prompt, `reps` times.
@@ -273,7 +289,7 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   engine::ThreadPool pool(threads);
   BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Session> session,
-                      engine::Session::Create(*model, {.pool = &pool}));
+                      engine::Session::Create(*model, {.pool = &pool, .kv_cache_type = o.kv_cache_type}));
 
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> token(0, cfg.n_vocab - 1);
@@ -284,6 +300,7 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
   result["threads"] = threads;
   result["repetitions"] = o.repetitions;
   result["head_type"] = engine::HeadTypeName(model->head_type());
+  result["kv_cache_type"] = engine::KvCacheTypeName(o.kv_cache_type);
   result["load_seconds"] = load_s;
   result["head_quantize_seconds"] = model->load_stats().head_quantize_seconds;
 
@@ -381,7 +398,7 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
     for (int64_t c : o.decode_contexts) max_ctx = std::max(max_ctx, c);
     max_ctx = std::min<int64_t>(max_ctx, cfg.n_ctx_train);
     const int64_t positions = max_ctx + o.context_decode_tokens + 1;
-    BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::KvCache> cache, MakeCache(cfg, 1, positions));
+    BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::KvCache> cache, MakeCache(cfg, 1, positions, o.kv_cache_type));
     kv_pool_bytes = std::max<int64_t>(kv_pool_bytes, cache->total_bytes());
     const engine::RunnerOptions runner_options = {.max_context = static_cast<int32_t>(positions)};
     BN_ASSIGN_OR_RETURN(
@@ -418,7 +435,7 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
     const int64_t ctx = std::min<int64_t>(o.batch_context, cfg.n_ctx_train);
     const int64_t positions = ctx + o.batch_steps + 1;
     BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::KvCache> cache,
-                        MakeCache(cfg, max_seq, positions));
+                        MakeCache(cfg, max_seq, positions, o.kv_cache_type));
     kv_pool_bytes = std::max<int64_t>(kv_pool_bytes, cache->total_bytes());
     const engine::RunnerOptions runner_options = {.max_context = static_cast<int32_t>(positions)};
     BN_ASSIGN_OR_RETURN(
@@ -473,9 +490,9 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
     BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> q8,
                         engine::Model::Load(o.model_path, {.head_type = engine::HeadType::kQ8}));
     BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Session> s8,
-                        engine::Session::Create(*q8, {.pool = &pool}));
+                        engine::Session::Create(*q8, {.pool = &pool, .kv_cache_type = o.kv_cache_type}));
     BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Session> s16,
-                        engine::Session::Create(*model, {.pool = &pool}));
+                        engine::Session::Create(*model, {.pool = &pool, .kv_cache_type = o.kv_cache_type}));
     BN_RETURN_IF_ERROR(s8->Prefill(std::vector<int32_t>{1, 2, 3}).status());  // warm-up
     std::vector<double> r8, r16;
     for (int64_t r = 0; r < o.repetitions; ++r) {

@@ -11,6 +11,7 @@
 // JSON output (--json: one object on stdout; progress goes to stderr):
 //   model, file_bytes, kernels (ISA), threads, repetitions
 //   head_type            "f16" | "q8": the head of the main model
+//   kv_cache_type        "f16" | "q8": the KV cache of every run
 //   load_seconds         Model::Load wall time (page cache as found)
 //   head_quantize_seconds  part of load_seconds quantizing a q8 head
 //   compute              {threads, i8_gmac_per_s, f32_gfma_per_s,
@@ -76,6 +77,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "worker/engine/kv_cache.h"
 #include "worker/engine/model.h"
 
 namespace wf::cli {
@@ -89,6 +91,8 @@ struct BenchmarkOptions {
   int64_t decode_tokens = 128;
   // Head of the main model (--head-type f16|q8).
   engine::HeadType head_type = engine::HeadType::kF16;
+  // KV cache elements of every run (--kv-cache-type f16|q8).
+  engine::KvCacheType kv_cache_type = engine::KvCacheType::kF16;
   // With an f16 main model, also measure decode with a q8 head (a second
   // model, loaded after peak_rss_bytes is taken).
   bool compare_q8_head = true;

@@ -66,6 +66,7 @@ absl::Status RunGenerate(const GenerateOptions& o, std::ostream& out) {
   BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::StopMatcher> stops, engine::StopMatcher::Create(o.stop));
   engine::SessionOptions so;
   so.num_threads = static_cast<int>(o.threads);
+  so.kv_cache_type = o.kv_cache_type;
   BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Session> session, engine::Session::Create(*model, so));
 
   const auto t_prefill = std::chrono::steady_clock::now();

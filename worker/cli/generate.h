@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "worker/engine/kv_cache.h"
 #include "worker/engine/model.h"
 #include "worker/engine/sampling.h"
 
@@ -17,6 +18,7 @@ namespace wf::cli {
 struct GenerateOptions {
   std::string model_path;
   engine::HeadType head_type = engine::HeadType::kF16;  // kQ8: int8 head quantized at load
+  engine::KvCacheType kv_cache_type = engine::KvCacheType::kF16;  // kQ8: 8-bit KV cache
   std::string prompt;
   bool chat = false;         // Render the model's chat format around the prompt.
   std::string chat_format;   // "bitnet", "llama3", "chatml"; empty: from the file's template.

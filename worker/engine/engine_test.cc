@@ -136,11 +136,37 @@ TEST(KvCacheTest, RejectsBadConfig) {
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("n_head_kv")));
 }
 
+TEST(KvCacheTest, Q8StoresCodesAndScalesAndNeedsWholeBlocks) {
+  ASSERT_OK_AND_ASSIGN(auto cache, KvCache::Create({.n_layer = 2, .n_head_kv = 2, .head_dim = 64, .block_size = 4,
+                                                    .num_blocks = 3, .type = KvCacheType::kQ8}));
+  EXPECT_EQ(cache->type(), KvCacheType::kQ8);
+  // Per token: K and V, 2 layers x 2 heads x (64 codes + 2 float scales).
+  EXPECT_EQ(cache->bytes_per_token(), 2u * 2 * 2 * (64 + 2 * 4));
+  EXPECT_EQ(cache->total_bytes(), cache->bytes_per_token() * 4 * 3);
+  // Blocks do not overlap: consecutive blocks are one block's size apart.
+  EXPECT_EQ(cache->KBlockQ8(0, 1) - cache->KBlockQ8(0, 0), 2 * 4 * 64);
+  EXPECT_EQ(cache->VScalesQ8(1, 0) - cache->VScalesQ8(0, 0), 3 * 2 * 4 * 2);
+  EXPECT_THAT(KvCache::Create({.n_layer = 1, .n_head_kv = 1, .head_dim = 40, .num_blocks = 2, .type = KvCacheType::kQ8})
+                  .status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("multiple of 32, got 40")));
+  EXPECT_THAT(KvCache::Create({.n_layer = 1, .n_head_kv = 1, .head_dim = 40, .num_blocks = 2}), IsOk());
+  EXPECT_EQ(ParseKvCacheType("Q8").value(), KvCacheType::kQ8);
+  EXPECT_EQ(ParseKvCacheType("f16").value(), KvCacheType::kF16);
+  EXPECT_THAT(ParseKvCacheType("fp8").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown KV cache type 'fp8' (expected f16 or q8)")));
+}
+
 // ---------------------------------------------------------------------------
 // Forward pass on the golden model.
 
-// Every forward test runs with the exact F16 head and with the 8-bit head.
-class ForwardTest : public ::testing::TestWithParam<HeadType> {
+// Every forward test runs with the exact F16 head and KV cache, with the
+// 8-bit head, and with the 8-bit KV cache.
+struct ForwardVariant {
+  HeadType head;
+  KvCacheType kv;
+};
+
+class ForwardTest : public ::testing::TestWithParam<ForwardVariant> {
  protected:
   static void SetUpTestSuite() {
     auto sets = internal::LoadGoldenSets();
@@ -159,18 +185,20 @@ class ForwardTest : public ::testing::TestWithParam<HeadType> {
     model_ = nullptr;
   }
   void SetUp() override {
-    model_ = models_[static_cast<int>(GetParam())];
+    model_ = models_[static_cast<int>(GetParam().head)];
+    kv_ = GetParam().kv;
     if (model_ == nullptr) GTEST_SKIP() << "golden model failed to load";
-    ASSERT_EQ(model_->head_type(), GetParam());
+    ASSERT_EQ(model_->head_type(), GetParam().head);
   }
 
-  static std::unique_ptr<KvCache> MakeCache(int num_blocks, int block_size = 16) {
+  std::unique_ptr<KvCache> MakeCache(int num_blocks, int block_size = 16) const {
     const ModelConfig& c = model_->config();
     return KvCache::Create({.n_layer = c.n_layer,
                             .n_head_kv = c.n_head_kv,
                             .head_dim = c.head_dim,
                             .block_size = block_size,
-                            .num_blocks = num_blocks})
+                            .num_blocks = num_blocks,
+                            .type = kv_})
         .value();
   }
 
@@ -186,6 +214,7 @@ class ForwardTest : public ::testing::TestWithParam<HeadType> {
 
   static Model* models_[2];
   static Model* model_;
+  KvCacheType kv_ = KvCacheType::kF16;
 };
 
 Model* ForwardTest::models_[2] = {nullptr, nullptr};
@@ -211,7 +240,7 @@ TEST_P(ForwardTest, LogitsDoNotDependOnThreadCount) {
   const std::vector<int32_t> prompt = Prompt(37, 1);
   std::vector<float> reference;
   for (int threads : {1, 2, 3, 4}) {
-    ASSERT_OK_AND_ASSIGN(auto session, Session::Create(*model_, {.num_threads = threads}));
+    ASSERT_OK_AND_ASSIGN(auto session, Session::Create(*model_, {.num_threads = threads, .kv_cache_type = kv_}));
     const std::vector<float> logits = RunSequence(*session, prompt);
     if (threads == 1) {
       reference = logits;
@@ -226,7 +255,7 @@ TEST_P(ForwardTest, LogitsDoNotDependOnBlockSize) {
   std::vector<float> reference;
   for (int block_size : {16, 1, 7, 64}) {
     ASSERT_OK_AND_ASSIGN(auto session,
-                         Session::Create(*model_, {.num_threads = 2, .block_size = block_size}));
+                         Session::Create(*model_, {.num_threads = 2, .block_size = block_size, .kv_cache_type = kv_}));
     const std::vector<float> logits = RunSequence(*session, prompt);
     if (reference.empty()) {
       reference = logits;
@@ -239,7 +268,7 @@ TEST_P(ForwardTest, LogitsDoNotDependOnBlockSize) {
 TEST_P(ForwardTest, ChunkedPrefillEqualsOneChunk) {
   const std::vector<int32_t> prompt = Prompt(40, 3);
   const int32_t n_vocab = model_->config().n_vocab;
-  ASSERT_OK_AND_ASSIGN(auto session, Session::Create(*model_, {.num_threads = 2}));
+  ASSERT_OK_AND_ASSIGN(auto session, Session::Create(*model_, {.num_threads = 2, .kv_cache_type = kv_}));
   for (bool rounding : {false, true}) {
     session->Reset();
     ASSERT_OK_AND_ASSIGN(
@@ -291,7 +320,7 @@ TEST_P(ForwardTest, LongContextDoesNotDependOnThreadsBlocksOrChunks) {
   for (const Config& cfg : {Config{1, 16, 600}, Config{3, 16, 600}, Config{2, 7, 600},
                             Config{2, 16, 257}, Config{4, 64, 511}}) {
     ASSERT_OK_AND_ASSIGN(auto session, Session::Create(*model_, {.num_threads = cfg.threads,
-                                                                 .block_size = cfg.block_size}));
+                                                                 .block_size = cfg.block_size, .kv_cache_type = kv_}));
     const std::vector<float> logits = run(*session, cfg.first_call);
     if (reference.empty()) {
       reference = logits;
@@ -314,7 +343,7 @@ TEST_P(ForwardTest, BatchedSequencesEqualSequencesAlone) {
   // Alone: logits of the last prompt position, then of each decode step.
   std::vector<std::vector<std::vector<float>>> alone(prompts.size());
   for (size_t s = 0; s < prompts.size(); ++s) {
-    ASSERT_OK_AND_ASSIGN(auto session, Session::Create(*model_, {.pool = &pool}));
+    ASSERT_OK_AND_ASSIGN(auto session, Session::Create(*model_, {.pool = &pool, .kv_cache_type = kv_}));
     ASSERT_OK_AND_ASSIGN(std::vector<float> logits,
                          session->Prefill(prompts[s], {.decode_rounding = false}));
     alone[s].push_back(logits);
@@ -440,7 +469,7 @@ TEST_P(ForwardTest, InputErrors) {
 
 TEST_P(ForwardTest, SessionContextOverflowAndBadTokens) {
   ASSERT_OK_AND_ASSIGN(auto session,
-                       Session::Create(*model_, {.num_threads = 1, .max_context = 8}));
+                       Session::Create(*model_, {.num_threads = 1, .max_context = 8, .kv_cache_type = kv_}));
   EXPECT_THAT(session->Prefill(Prompt(9, 7)).status(),
               StatusIs(absl::StatusCode::kOutOfRange, ::testing::_));
   ASSERT_THAT(session->Prefill(Prompt(8, 7)).status(), IsOk());
@@ -460,9 +489,13 @@ TEST_P(ForwardTest, RunnerRejectsMismatchedCache) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("geometry")));
 }
 
-INSTANTIATE_TEST_SUITE_P(Heads, ForwardTest, ::testing::Values(HeadType::kF16, HeadType::kQ8),
-                         [](const ::testing::TestParamInfo<HeadType>& info) {
-                           return std::string(HeadTypeName(info.param));
+INSTANTIATE_TEST_SUITE_P(Variants, ForwardTest,
+                         ::testing::Values(ForwardVariant{HeadType::kF16, KvCacheType::kF16},
+                                           ForwardVariant{HeadType::kQ8, KvCacheType::kF16},
+                                           ForwardVariant{HeadType::kF16, KvCacheType::kQ8}),
+                         [](const ::testing::TestParamInfo<ForwardVariant>& info) {
+                           return std::string(HeadTypeName(info.param.head)) + "_head_" +
+                                  KvCacheTypeName(info.param.kv) + "_kv";
                          });
 
 TEST(TopKTest, LogSoftmaxTopKOrderAndTies) {

@@ -260,6 +260,16 @@ void ModelRunner::RopeAndStore(int layer, int64_t n_tokens) {
       for (int g = 0; g < c.n_head_kv; ++g) rotate(k + g * hd);
       const int32_t block = info.kv->block_table[info.position / bs];
       const int64_t slot = info.position % bs;
+      if (cache_->type() == KvCacheType::kQ8) {
+        for (int g = 0; g < c.n_head_kv; ++g) {
+          const int64_t row = g * bs + slot;
+          kernels::QuantizeQ8Blocks(k + g * hd, hd, cache_->KBlockQ8(layer, block) + row * hd,
+                                    cache_->KScalesQ8(layer, block) + row * (hd / kernels::kQ8Block));
+          kernels::QuantizeQ8Blocks(v + g * hd, hd, cache_->VBlockQ8(layer, block) + row * hd,
+                                    cache_->VScalesQ8(layer, block) + row * (hd / kernels::kQ8Block));
+        }
+        continue;
+      }
       uint16_t* kb = cache_->KBlock(layer, block);
       uint16_t* vb = cache_->VBlock(layer, block);
       for (int g = 0; g < c.n_head_kv; ++g) {
@@ -293,27 +303,49 @@ void ModelRunner::Attention(int layer, int64_t n_tokens) {
   float* scores = attn_scores_.data();
   float* partial = attn_partial_.data();
 
-  // Calls fn(first position, rows, data) for the runs of positions [p0, p1)
-  // that lie in one KV block, where data is KV head g's first row of the run
-  // in the layer's K pool (keys) or V pool. Before each run it prefetches the
-  // next one: a run is one head_dim x block_size piece (4 KB for 2B-4T) a
-  // whole block apart from the next, so every run starts a new page where
-  // the hardware prefetcher has to learn the stream again (decode at 4096
+  const bool q8 = cache_->type() == KvCacheType::kQ8;
+  const int64_t scales_per_row = hd / kernels::kQ8Block;
+  // A run of positions inside one KV block: KV head g's first row of the run
+  // in the layer's K or V pool (codes and scales for q8).
+  struct Run {
+    const uint16_t* f16 = nullptr;
+    const int8_t* codes = nullptr;
+    const float* scales = nullptr;
+  };
+  auto run_at = [&](const SequenceKv& kv, bool keys, int64_t g, int64_t p) {
+    const int32_t block = kv.block_table[p / bs];
+    const int64_t row = g * bs + p % bs;
+    Run r;
+    if (q8) {
+      r.codes = (keys ? cache_->KBlockQ8(layer, block) : cache_->VBlockQ8(layer, block)) + row * hd;
+      r.scales = (keys ? cache_->KScalesQ8(layer, block) : cache_->VScalesQ8(layer, block)) + row * scales_per_row;
+    } else {
+      r.f16 = (keys ? cache_->KBlock(layer, block) : cache_->VBlock(layer, block)) + row * hd;
+    }
+    return r;
+  };
+  // Calls fn(first position, rows, run) for the runs of positions [p0, p1)
+  // that lie in one KV block. Before each run it prefetches the next one: a
+  // run is one head_dim x block_size piece (4 KB for 2B-4T in f16) a whole
+  // block apart from the next, so every run starts a new page where the
+  // hardware prefetcher has to learn the stream again (decode at 4096
   // positions against 128 went from about 0.60 to 0.66 of the rate with it).
   auto for_each_run = [&](const SequenceKv& kv, bool keys, int64_t g, int64_t p0, int64_t p1,
                           auto&& fn) {
-    auto run_data = [&](int64_t p) -> const uint16_t* {
-      const int32_t block = kv.block_table[p / bs];
-      const uint16_t* pool = keys ? cache_->KBlock(layer, block) : cache_->VBlock(layer, block);
-      return pool + (g * bs + p % bs) * hd;
-    };
     while (p0 < p1) {
       const int64_t rows = std::min(p1, (p0 / bs + 1) * bs) - p0;
       const int64_t next = p0 + rows;
       if (next < p1) {
-        Prefetch(run_data(next), std::min(p1 - next, bs) * hd * int64_t{sizeof(uint16_t)});
+        const Run ahead = run_at(kv, keys, g, next);
+        const int64_t ahead_rows = std::min(p1 - next, bs);
+        if (q8) {
+          Prefetch(ahead.codes, ahead_rows * hd);
+          Prefetch(ahead.scales, ahead_rows * scales_per_row * int64_t{sizeof(float)});
+        } else {
+          Prefetch(ahead.f16, ahead_rows * hd * int64_t{sizeof(uint16_t)});
+        }
       }
-      fn(p0, rows, run_data(p0));
+      fn(p0, rows, run_at(kv, keys, g, p0));
       p0 = next;
     }
   };
@@ -333,11 +365,15 @@ void ModelRunner::Attention(int layer, int64_t n_tokens) {
         const int64_t n_pos = info.position + 1;  // causal: positions [0, position]
         const int64_t p0 = ch * kAttentionChunk;
         if (p0 >= n_pos) continue;
-        const float* q = q_.data() + (t0 + tl) * c.n_embd + g * group * hd;
+        const int64_t q_offset = (t0 + tl) * c.n_embd + g * group * hd;
         float* row = scores + (tl * n_head + g * group) * max_pos;
         for_each_run(*info.kv, /*keys=*/true, g, p0, std::min(n_pos, p0 + kAttentionChunk),
-                     [&](int64_t p, int64_t rows, const uint16_t* k) {
-                       kt.f16_scores(k, rows, hd, q, group, row + p, max_pos);
+                     [&](int64_t p, int64_t rows, const Run& k) {
+                       if (q8) {
+                         kt.q8_scores(k.codes, k.scales, rows, hd, q_.data() + q_offset, group, row + p, max_pos);
+                       } else {
+                         kt.f16_scores(k.f16, rows, hd, q_.data() + q_offset, group, row + p, max_pos);
+                       }
                      });
       }
     });
@@ -365,8 +401,12 @@ void ModelRunner::Attention(int layer, int64_t n_tokens) {
         float* acc = partial + (((tl * n_kv + g) * max_chunks + ch) * group) * hd;
         std::fill(acc, acc + group * hd, 0.0f);
         for_each_run(*info.kv, /*keys=*/false, g, p0, std::min(n_pos, p0 + kAttentionChunk),
-                     [&](int64_t pos, int64_t rows, const uint16_t* v) {
-                       kt.f16_accumulate_rows(v, rows, hd, p + pos, max_pos, group, acc);
+                     [&](int64_t pos, int64_t rows, const Run& v) {
+                       if (q8) {
+                         kt.q8_accumulate_rows(v.codes, v.scales, rows, hd, p + pos, max_pos, group, acc);
+                       } else {
+                         kt.f16_accumulate_rows(v.f16, rows, hd, p + pos, max_pos, group, acc);
+                       }
                      });
       }
     });

@@ -169,24 +169,23 @@ TEST_P(GoldenTest, MatchesReference) {
   stats.Print(std::string(kernels::IsaName(GetParam())));
 }
 
-// The 8-bit head option against the same references: teacher-forced over
-// every prompt position and decode step, it reports how often its top-1
-// agrees with the reference and the largest |delta logprob| over the
-// reference top-5, and asserts a sane bound on both (the head's int8
-// rounding adds a drift of its own to the F16 engine's).
-TEST_P(GoldenTest, Q8HeadDriftIsBounded) {
-  constexpr double kQ8MaxLogprobDelta = 0.5;
-  constexpr double kQ8MinTop1Agreement = 0.95;
+// The 8-bit options against the same references: teacher-forced over every
+// prompt position and decode step, a run reports how often its top-1 agrees
+// with the reference and the largest |delta logprob| over the reference
+// top-5, and asserts a sane bound on both (the int8 rounding adds a drift of
+// its own to the F16 engine's).
+void ExpectBoundedDrift(const std::vector<GoldenSet>& sets, const kernels::KernelTable* kernels,
+                        HeadType head_type, KvCacheType kv_type, const std::string& label,
+                        double max_logprob_delta, double min_top1_agreement) {
   Stats stats;
   int64_t top1_total = 0, top1_agree = 0;
   double max_delta = 0.0;
-  for (const GoldenSet& set : *sets_) {
-    ASSERT_OK_AND_ASSIGN(
-        std::unique_ptr<Model> model,
-        Model::Load(set.model_path, {.kernels = kernels_, .head_type = HeadType::kQ8}));
-    ASSERT_EQ(model->head_type(), HeadType::kQ8);
+  for (const GoldenSet& set : sets) {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Model> model,
+                         Model::Load(set.model_path, {.kernels = kernels, .head_type = head_type}));
+    ASSERT_EQ(model->head_type(), head_type);
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<Session> session,
-                         Session::Create(*model, {.num_threads = 2}));
+                         Session::Create(*model, {.num_threads = 2, .kv_cache_type = kv_type}));
     const int32_t n_vocab = model->config().n_vocab;
     auto check = [&](const std::vector<float>& logits, const std::vector<GoldenTop>& top5,
                      int32_t expected) {
@@ -220,13 +219,25 @@ TEST_P(GoldenTest, Q8HeadDriftIsBounded) {
   }
   ASSERT_GT(top1_total, 0);
   const double agreement = static_cast<double>(top1_agree) / static_cast<double>(top1_total);
-  const std::string label = std::string(kernels::IsaName(GetParam())) + " q8 head";
   stats.Print(label);
   std::printf("[golden %s] top-1 agreement %lld/%lld = %.4f, max |delta logprob| %.4f\n",
               label.c_str(), static_cast<long long>(top1_agree),
               static_cast<long long>(top1_total), agreement, max_delta);
-  EXPECT_GE(agreement, kQ8MinTop1Agreement);
-  EXPECT_LE(max_delta, kQ8MaxLogprobDelta);
+  EXPECT_GE(agreement, min_top1_agreement);
+  EXPECT_LE(max_delta, max_logprob_delta);
+}
+
+TEST_P(GoldenTest, Q8HeadDriftIsBounded) {
+  ExpectBoundedDrift(*sets_, kernels_, HeadType::kQ8, KvCacheType::kF16,
+                     std::string(kernels::IsaName(GetParam())) + " q8 head", /*max_logprob_delta=*/0.5,
+                     /*min_top1_agreement=*/0.95);
+}
+
+// The 8-bit KV cache: keys, values and queries in int8 blocks of 32.
+TEST_P(GoldenTest, Q8KvCacheDriftIsBounded) {
+  ExpectBoundedDrift(*sets_, kernels_, HeadType::kF16, KvCacheType::kQ8,
+                     std::string(kernels::IsaName(GetParam())) + " q8 KV cache", /*max_logprob_delta=*/0.5,
+                     /*min_top1_agreement=*/0.95);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, GoldenTest,

@@ -5,13 +5,16 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <string>
 #include <vector>
 
 #include <sys/mman.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "worker/kernels/kernels.h"
 
 namespace wf::engine {
 namespace {
@@ -32,11 +35,33 @@ void AdviseHugePages(void* p, size_t bytes) {
 #endif
 }
 
+// Allocates n uninitialized elements (large allocations come from mmap, and
+// pages are only committed when positions are written) with the huge-page
+// hint; false when the memory is not there.
+template <typename T>
+bool AllocatePool(size_t n, std::unique_ptr<T[]>* out) {
+  out->reset(new (std::nothrow) T[n]);
+  if (*out == nullptr) return false;
+  AdviseHugePages(out->get(), n * sizeof(T));
+  return true;
+}
+
 }  // namespace
+
+const char* KvCacheTypeName(KvCacheType type) { return type == KvCacheType::kQ8 ? "q8" : "f16"; }
+
+absl::StatusOr<KvCacheType> ParseKvCacheType(std::string_view name) {
+  std::string lower(name.substr(0, 64));
+  for (char& ch : lower) ch = absl::ascii_tolower(static_cast<unsigned char>(ch));
+  if (lower == "f16") return KvCacheType::kF16;
+  if (lower == "q8") return KvCacheType::kQ8;
+  return absl::InvalidArgumentError(absl::StrCat("unknown KV cache type '", lower, "' (expected f16 or q8)"));
+}
 
 KvCache::KvCache(const KvCacheConfig& config)
     : config_(config),
-      block_elems_(static_cast<size_t>(config.n_head_kv) * config.block_size * config.head_dim) {}
+      block_elems_(static_cast<size_t>(config.n_head_kv) * config.block_size * config.head_dim),
+      block_scales_(block_elems_ / kernels::kQ8Block) {}
 
 absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheConfig& config) {
   const struct {
@@ -53,7 +78,11 @@ absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheConfig& co
           absl::StrCat("KV cache: ", f.name, " must be positive, got ", f.value));
     }
   }
-  // Halves per K (or V) array: n_layer * num_blocks * block elements.
+  if (config.type == KvCacheType::kQ8 && config.head_dim % kernels::kQ8Block != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("KV cache: q8 needs head_dim to be a multiple of ",
+                                                   kernels::kQ8Block, ", got ", config.head_dim));
+  }
+  // Elements per K (or V) array: n_layer * num_blocks * block elements.
   unsigned __int128 elems = static_cast<unsigned __int128>(config.n_layer) * config.num_blocks *
                             config.n_head_kv * config.block_size * config.head_dim;
   if (elems * 2 * sizeof(uint16_t) > std::numeric_limits<size_t>::max() / 2) {
@@ -61,16 +90,14 @@ absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheConfig& co
   }
   std::unique_ptr<KvCache> cache(new KvCache(config));
   const size_t n = static_cast<size_t>(elems);
-  // Uninitialized on purpose: large allocations come from mmap, and pages are
-  // only committed when positions are written.
-  cache->k_.reset(new (std::nothrow) uint16_t[n]);
-  cache->v_.reset(new (std::nothrow) uint16_t[n]);
-  if (cache->k_ == nullptr || cache->v_ == nullptr) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("KV cache: cannot allocate ", 2 * n * sizeof(uint16_t), " bytes"));
+  const bool allocated =
+      config.type == KvCacheType::kQ8
+          ? AllocatePool(n, &cache->k8_) && AllocatePool(n, &cache->v8_) &&
+                AllocatePool(n / kernels::kQ8Block, &cache->ks_) && AllocatePool(n / kernels::kQ8Block, &cache->vs_)
+          : AllocatePool(n, &cache->k_) && AllocatePool(n, &cache->v_);
+  if (!allocated) {
+    return absl::ResourceExhaustedError(absl::StrCat("KV cache: cannot allocate ", cache->total_bytes(), " bytes"));
   }
-  AdviseHugePages(cache->k_.get(), n * sizeof(uint16_t));
-  AdviseHugePages(cache->v_.get(), n * sizeof(uint16_t));
   cache->allocated_.assign(config.num_blocks, false);
   cache->free_list_.reserve(config.num_blocks);
   // Highest id at the bottom so the first allocations get 0, 1, 2, ...
@@ -78,9 +105,12 @@ absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheConfig& co
   return cache;
 }
 
-size_t KvCache::bytes_per_token() const {
-  return 2 * sizeof(uint16_t) * static_cast<size_t>(config_.n_layer) * config_.n_head_kv *
-         config_.head_dim;
+size_t KvCache::BytesPerToken(const KvCacheConfig& config) {
+  const size_t values = static_cast<size_t>(config.n_layer) * config.n_head_kv * config.head_dim;
+  if (config.type == KvCacheType::kQ8) {
+    return 2 * (values * sizeof(int8_t) + values / kernels::kQ8Block * sizeof(float));
+  }
+  return 2 * sizeof(uint16_t) * values;
 }
 
 size_t KvCache::total_bytes() const {

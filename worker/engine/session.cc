@@ -63,7 +63,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model,
                        .n_head_kv = c.n_head_kv,
                        .head_dim = c.head_dim,
                        .block_size = options.block_size,
-                       .num_blocks = (max_context + options.block_size - 1) / options.block_size}));
+                       .num_blocks = (max_context + options.block_size - 1) / options.block_size,
+                       .type = options.kv_cache_type}));
   ThreadPool* pool = options.pool;
   if (pool == nullptr) {
     s->own_pool_ = std::make_unique<ThreadPool>(options.num_threads);

@@ -65,6 +65,7 @@ struct SessionOptions {
   ThreadPool* pool = nullptr;  // shared pool, not owned
   int32_t max_context = 0;     // 0 = the model's n_ctx_train
   int block_size = 16;         // KV cache block size in positions
+  KvCacheType kv_cache_type = KvCacheType::kF16;
 };
 
 struct PrefillOptions {

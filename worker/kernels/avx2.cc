@@ -773,6 +773,8 @@ constexpr KernelTable kAvx2Table = {
     .f32_fma_probe = &F32FmaProbe,
     .f16_scores = &F16Scores,
     .f16_accumulate_rows = &F16AccumulateRows,
+    .q8_scores = &Q8Scores,
+    .q8_accumulate_rows = &Q8AccumulateRows,
     .f32_softmax = &F32Softmax,
 };
 

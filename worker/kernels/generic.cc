@@ -250,6 +250,40 @@ void F16AccumulateRows(const uint16_t* v, int64_t rows, int64_t hd, const float*
   }
 }
 
+void Q8Scores(const int8_t* k, const float* k_scales, int64_t rows, int64_t hd, const float* q,
+              int64_t n_q, float* out, int64_t out_stride) {
+  assert(hd % kQ8Block == 0 && n_q >= 1 && out_stride >= rows);
+  const int64_t blocks = hd / kQ8Block;
+  for (int64_t g = 0; g < n_q; ++g) {
+    for (int64_t j = 0; j < rows; ++j) {
+      float lane[8] = {};
+      for (int64_t d = 0; d < hd; ++d) {
+        const float kf = static_cast<float>(k[j * hd + d]) * k_scales[j * blocks + d / kQ8Block];
+        lane[d % 8] = std::fma(q[g * hd + d], kf, lane[d % 8]);
+      }
+      out[g * out_stride + j] = ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+                                ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    }
+  }
+}
+
+void Q8AccumulateRows(const int8_t* v, const float* v_scales, int64_t rows, int64_t hd, const float* p,
+                      int64_t p_stride, int64_t n_q, float* acc) {
+  assert(hd % kQ8Block == 0 && n_q >= 1);
+  const int64_t blocks = hd / kQ8Block;
+  for (int64_t j = 0; j < rows; ++j) {
+    for (int64_t g = 0; g < n_q; ++g) {
+      float* a = acc + g * hd;
+      for (int64_t b = 0; b < blocks; ++b) {
+        const float w = p[g * p_stride + j] * v_scales[j * blocks + b];
+        for (int64_t d = b * kQ8Block; d < (b + 1) * kQ8Block; ++d) {
+          a[d] = std::fma(w, static_cast<float>(v[j * hd + d]), a[d]);
+        }
+      }
+    }
+  }
+}
+
 void F32Softmax(float* p, int64_t n, float scale) {
   assert(n >= 1);
   float max = -std::numeric_limits<float>::infinity();
@@ -285,6 +319,8 @@ constexpr KernelTable kGenericTable = {
     .f32_fma_probe = &F32FmaProbe,
     .f16_scores = &F16Scores,
     .f16_accumulate_rows = &F16AccumulateRows,
+    .q8_scores = &Q8Scores,
+    .q8_accumulate_rows = &Q8AccumulateRows,
     .f32_softmax = &F32Softmax,
 };
 
@@ -293,3 +329,24 @@ constexpr KernelTable kGenericTable = {
 const KernelTable& GenericKernelTable() { return kGenericTable; }
 
 }  // namespace wf::kernels::internal
+
+namespace wf::kernels {
+
+void QuantizeQ8Blocks(const float* x, int64_t n, int8_t* codes, float* scales) {
+  assert(n % kQ8Block == 0);
+  for (int64_t b = 0; b < n / kQ8Block; ++b) {
+    const float* xb = x + b * kQ8Block;
+    float amax = 0.0f;
+    for (int64_t i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int64_t i = 0; i < kQ8Block; ++i) {
+      // x * (1 / d) can land a hair above 127 for the largest value.
+      codes[b * kQ8Block + i] =
+          static_cast<int8_t>(std::clamp(internal::NearestInt(xb[i] * id), -127, 127));
+    }
+    scales[b] = d;
+  }
+}
+
+}  // namespace wf::kernels

@@ -141,6 +141,37 @@ using F16ScoresFn = void (*)(const uint16_t* k, int64_t rows, int64_t hd, const 
 using F16AccumulateRowsFn = void (*)(const uint16_t* v, int64_t rows, int64_t hd, const float* p,
                                      int64_t p_stride, int64_t n_q, float* acc);
 
+// 8-bit KV cache rows ("q8", as llama.cpp's q8_0): a row of hd values
+// (hd % 32 == 0) is hd int8 codes plus hd / 32 float scales, one per block of
+// 32 consecutive values; value i is codes[i] * scales[i / 32].
+inline constexpr int64_t kQ8Block = 32;
+
+// Quantizes x[0, n) (n % 32 == 0, finite) into q8 blocks: per block,
+// d = max|x| / 127, code = round_half_even(x * (1 / d)) (all 0 when d == 0),
+// scale = d. Codes lie in [-127, 127]. One scalar function for every ISA: the
+// cache and the queries quantize identically whatever the CPU.
+void QuantizeQ8Blocks(const float* x, int64_t n, int8_t* codes, float* scales);
+
+// Attention scores of n_q float query rows (q + g * hd) against `rows` q8
+// key rows (row j: codes k + j * hd, scales k_scales + j * hd / 32). The
+// queries stay in float: only the cache is quantized. Per (query, row),
+// eight float lanes l start at 0 and for d = l, l + 8, l + 16, ... in order
+//   lane_l = fma(q[d], (float)k[d] * k_scale[d / 32], lane_l)
+// then out[g * out_stride + j] = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
+// The same bits on every ISA, whatever rows, n_q or the row's place in the
+// call. hd % 32 == 0, n_q >= 1, out_stride >= rows.
+using Q8ScoresFn = void (*)(const int8_t* k, const float* k_scales, int64_t rows, int64_t hd,
+                            const float* q, int64_t n_q, float* out, int64_t out_stride);
+
+// P.V over q8 value rows (row j: v + j * hd, v_scales + j * hd / 32): for
+// g < n_q, j = 0, 1, ..., rows - 1 in that order and d < hd,
+//   acc[g * hd + d] = fma(p[g * p_stride + j] * v_scale[j][d / 32], (float)v[j][d], acc[g * hd + d])
+// (the weight a float product, then one fused multiply-add), so every ISA
+// gives the same bits and a sum split over several calls equals one call.
+// hd % 32 == 0, n_q >= 1.
+using Q8AccumulateRowsFn = void (*)(const int8_t* v, const float* v_scales, int64_t rows, int64_t hd,
+                                    const float* p, int64_t p_stride, int64_t n_q, float* acc);
+
 // Softmax of n >= 1 attention scores in place, the same bits on every ISA:
 //   x_j = p[j] * scale;  m = max_j x_j;
 //   e_j = ExpNonPositive(x_j - m)   (internal/fast_exp.h, operation for operation)
@@ -186,6 +217,8 @@ struct KernelTable {
   F32FmaProbeFn f32_fma_probe;
   F16ScoresFn f16_scores;
   F16AccumulateRowsFn f16_accumulate_rows;
+  Q8ScoresFn q8_scores;
+  Q8AccumulateRowsFn q8_accumulate_rows;
   F32SoftmaxFn f32_softmax;
 };
 

@@ -167,6 +167,34 @@ void BM_Attention(benchmark::State& state, const KernelTable* kt, int64_t positi
               2.0 * static_cast<double>(kGroup * halves));
 }
 
+// The same with the 8-bit KV cache: float queries, q8 keys and values. GB/s
+// counts the codes and scales read.
+void BM_AttentionQ8(benchmark::State& state, const KernelTable* kt, int64_t positions) {
+  constexpr int64_t kHd = 128, kGroup = 4, kBlocks = kHd / kQ8Block;
+  const int64_t values = positions * kHd;
+  const int64_t bytes_per_copy = 2 * (values + positions * kBlocks * int64_t{sizeof(float)});
+  const int64_t copies = std::max<int64_t>(1, kColdBytes / bytes_per_copy);
+  std::vector<int8_t> codes(2 * values * copies);
+  std::mt19937 rng(8);
+  for (auto& c : codes) c = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+  std::vector<float> scales(2 * positions * kBlocks * copies, 1.0f / 127.0f);
+  std::vector<float> q(kGroup * kHd, 0.01f);
+  std::vector<float> p(kGroup * positions, 1.0f / static_cast<float>(positions));
+  std::vector<float> acc(kGroup * kHd);
+  int64_t copy = 0;
+  for (auto _ : state) {
+    const int8_t* k = codes.data() + 2 * values * copy;
+    const float* ks = scales.data() + 2 * positions * kBlocks * copy;
+    kt->q8_scores(k, ks, positions, kHd, q.data(), kGroup, p.data(), positions);
+    kt->q8_accumulate_rows(k + values, ks + positions * kBlocks, positions, kHd, p.data(), positions, kGroup,
+                           acc.data());
+    benchmark::DoNotOptimize(acc.data());
+    benchmark::ClobberMemory();
+    copy = copy + 1 == copies ? 0 : copy + 1;
+  }
+  SetCounters(state, static_cast<double>(bytes_per_copy), 2.0 * static_cast<double>(kGroup * values));
+}
+
 // The bandwidth probe's kernel over 256 MiB.
 void BM_ReadSum(benchmark::State& state, const KernelTable* kt) {
   const std::vector<uint8_t> buffer = RandomBytes(kColdBytes, 9);
@@ -207,6 +235,10 @@ void RegisterAll() {
       benchmark::RegisterBenchmark(
           (prefix + "Attention/hd=128/group=4/positions=" + std::to_string(positions)).c_str(),
           BM_Attention, kt, positions)
+          ->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(
+          (prefix + "AttentionQ8/hd=128/group=4/positions=" + std::to_string(positions)).c_str(),
+          BM_AttentionQ8, kt, positions)
           ->Unit(benchmark::kMicrosecond);
     }
     for (const Shape& s : kI2SShapes) {

@@ -604,6 +604,136 @@ TEST_P(KernelsTest, F16AccumulateRowsIsBitExactWithGenericAndSplittable) {
   }
 }
 
+// Random q8 codes in [-127, 127] with the extremes forced in, and scales of
+// varied magnitude.
+std::vector<int8_t> RandomQ8Codes(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int8_t> c(n);
+  for (int8_t& x : c) x = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+  for (int64_t i = 0; i < n; i += 37) c[i] = (i / 37) % 2 == 0 ? 127 : -127;
+  return c;
+}
+
+std::vector<float> RandomQ8Scales(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-8.0f, 2.0f);
+  std::vector<float> s(n);
+  for (float& x : s) x = std::exp2(u(rng)) / 127.0f;
+  return s;
+}
+
+TEST(Q8BlocksTest, QuantizeMatchesTheDefinitionAndRoundTrips) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-3.0f, 3.0f);
+  std::vector<float> x(128);
+  for (float& v : x) v = u(rng);
+  std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // an all-zero block
+  x[70] = -5.0f;                                    // a negative maximum
+  std::vector<int8_t> codes(128);
+  std::vector<float> scales(4);
+  QuantizeQ8Blocks(x.data(), 128, codes.data(), scales.data());
+  EXPECT_EQ(scales[1], 0.0f);
+  for (int i = 32; i < 64; ++i) EXPECT_EQ(codes[i], 0);
+  EXPECT_EQ(scales[2], 5.0f / 127.0f);
+  EXPECT_EQ(codes[70], -127);
+  for (int b = 0; b < 4; ++b) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[32 * b + i]));
+    EXPECT_EQ(scales[b], amax / 127.0f);
+    for (int i = 0; i < 32; ++i) {
+      const int64_t at = 32 * b + i;
+      EXPECT_GE(codes[at], -127);
+      EXPECT_LE(codes[at], 127);
+      if (scales[b] == 0.0f) continue;
+      const float expected = std::nearbyint(x[at] * (1.0f / scales[b]));
+      EXPECT_EQ(codes[at], static_cast<int>(expected)) << at;
+      EXPECT_LE(std::fabs(codes[at] * scales[b] - x[at]), 0.5f * scales[b] * 1.0001f) << at;
+    }
+  }
+}
+
+// Scores: float queries against dequantized keys in the documented lanes;
+// every ISA matches generic and the definition bit for bit, alone or in a
+// batch.
+TEST_P(KernelsTest, Q8ScoresAreBitExactWithGenericAndTheDefinition) {
+  for (int64_t hd : {32, 64, 128}) {
+    const int64_t blocks = hd / 32;
+    for (int64_t n_q : {1, 2, 3, 4, 5, 8}) {
+      const int64_t rows = 13;
+      const std::vector<int8_t> k = RandomQ8Codes(rows * hd, 3 + hd);
+      const std::vector<float> ks = RandomQ8Scales(rows * blocks, 4 + hd);
+      std::vector<float> q(n_q * hd);
+      std::mt19937 rng(5 + n_q);
+      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+      for (float& x : q) x = u(rng);
+      const int64_t stride = rows + 3;
+      std::vector<float> out(n_q * stride, -7.0f), reference(n_q * stride, -7.0f);
+      kt_->q8_scores(k.data(), ks.data(), rows, hd, q.data(), n_q, out.data(), stride);
+      generic_->q8_scores(k.data(), ks.data(), rows, hd, q.data(), n_q, reference.data(), stride);
+      EXPECT_EQ(0, std::memcmp(out.data(), reference.data(), out.size() * sizeof(float)))
+          << "hd " << hd << " n_q " << n_q;
+      for (int64_t g = 0; g < n_q; ++g) {
+        for (int64_t j = 0; j < rows; ++j) {
+          float lane[8] = {};
+          double exact = 0.0, magnitude = 0.0;
+          for (int64_t d = 0; d < hd; ++d) {
+            const float kf = static_cast<float>(k[j * hd + d]) * ks[j * blocks + d / 32];
+            lane[d % 8] = std::fma(q[g * hd + d], kf, lane[d % 8]);
+            const double term = static_cast<double>(q[g * hd + d]) * k[j * hd + d] * ks[j * blocks + d / 32];
+            exact += term;
+            magnitude += std::fabs(term);
+          }
+          const float manual = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+          EXPECT_EQ(std::bit_cast<uint32_t>(out[g * stride + j]), std::bit_cast<uint32_t>(manual))
+              << "hd " << hd << " n_q " << n_q << " g " << g << " j " << j;
+          EXPECT_NEAR(out[g * stride + j], exact, hd * kFloatSumErrorPerTerm * magnitude + 1e-30);
+          float alone = 0.0f;
+          kt_->q8_scores(k.data() + j * hd, ks.data() + j * blocks, 1, hd, q.data() + g * hd, 1, &alone, 1);
+          EXPECT_EQ(std::bit_cast<uint32_t>(alone), std::bit_cast<uint32_t>(out[g * stride + j]));
+        }
+        for (int64_t j = rows; j < stride; ++j) EXPECT_EQ(out[g * stride + j], -7.0f);
+      }
+    }
+  }
+}
+
+TEST_P(KernelsTest, Q8AccumulateRowsIsBitExactWithGenericAndSplittable) {
+  for (int64_t hd : {32, 64, 128}) {
+    const int64_t blocks = hd / 32;
+    for (int64_t n_q : {1, 3, 4, 6}) {
+      const int64_t rows = 21;
+      const std::vector<int8_t> v = RandomQ8Codes(rows * hd, 9 + hd);
+      const std::vector<float> vs = RandomQ8Scales(rows * blocks, 10 + hd);
+      const int64_t stride = rows + 2;
+      std::vector<float> p(n_q * stride);
+      std::mt19937 rng(11 + n_q);
+      std::uniform_real_distribution<float> u(0.0f, 1.0f);
+      for (float& x : p) x = u(rng);
+      std::vector<float> init(n_q * hd);
+      for (float& x : init) x = u(rng) - 0.5f;
+      std::vector<float> ours = init, reference = init, split = init;
+      kt_->q8_accumulate_rows(v.data(), vs.data(), rows, hd, p.data(), stride, n_q, ours.data());
+      generic_->q8_accumulate_rows(v.data(), vs.data(), rows, hd, p.data(), stride, n_q, reference.data());
+      kt_->q8_accumulate_rows(v.data(), vs.data(), 5, hd, p.data(), stride, n_q, split.data());
+      kt_->q8_accumulate_rows(v.data() + 5 * hd, vs.data() + 5 * blocks, rows - 5, hd, p.data() + 5, stride, n_q,
+                              split.data());
+      std::vector<float> manual = init;
+      for (int64_t j = 0; j < rows; ++j) {
+        for (int64_t g = 0; g < n_q; ++g) {
+          for (int64_t d = 0; d < hd; ++d) {
+            const float w = p[g * stride + j] * vs[j * blocks + d / 32];
+            manual[g * hd + d] = std::fma(w, static_cast<float>(v[j * hd + d]), manual[g * hd + d]);
+          }
+        }
+      }
+      EXPECT_EQ(0, std::memcmp(ours.data(), reference.data(), ours.size() * sizeof(float)))
+          << "hd " << hd << " n_q " << n_q;
+      EXPECT_EQ(0, std::memcmp(ours.data(), split.data(), ours.size() * sizeof(float)));
+      EXPECT_EQ(0, std::memcmp(ours.data(), manual.data(), ours.size() * sizeof(float)));
+    }
+  }
+}
+
 TEST_P(KernelsTest, ReadSumIsExactForEveryLengthAndOffset) {
   std::mt19937 rng(77);
   std::vector<uint8_t> bytes(4096 + 64);

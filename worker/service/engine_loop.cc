@@ -65,7 +65,8 @@ absl::StatusOr<std::unique_ptr<EngineLoop>> EngineLoop::Create(const engine::Mod
                                                              .n_head_kv = mc.n_head_kv,
                                                              .head_dim = mc.head_dim,
                                                              .block_size = options.block_size,
-                                                             .num_blocks = options.kv_cache_blocks}));
+                                                             .num_blocks = options.kv_cache_blocks,
+                                                             .type = options.kv_cache_type}));
   loop->total_blocks_ = options.kv_cache_blocks;
   const int threads = options.threads > 0 ? options.threads
                                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));

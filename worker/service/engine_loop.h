@@ -71,6 +71,7 @@ struct EngineLoopOptions {
   SchedulerConfig scheduler;  // max_context must be set (> 0)
   int block_size = 16;
   int kv_cache_blocks = 0;  // pool size; must hold at least one max_context sequence
+  engine::KvCacheType kv_cache_type = engine::KvCacheType::kF16;
   int threads = 0;          // compute threads; 0 = hardware concurrency
   absl::Duration report_interval = absl::Milliseconds(100);
 };

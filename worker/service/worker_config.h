@@ -42,6 +42,7 @@ struct WorkerConfig {
   // Output head: "f16" (the file's weights, exact) or "q8" (int8 with one
   // scale per row, quantized at load: faster decode, logits drift slightly).
   std::string head_type = "f16";
+  std::string kv_cache_type = "f16";  // f16 | q8
 
   // Network.
   std::string host = "0.0.0.0";  // gRPC listen address

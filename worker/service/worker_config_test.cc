@@ -303,6 +303,7 @@ TEST_F(WorkerConfigTest, EveryValidationError) {
       {[](WorkerConfig& c) { c.max_new_tokens = 0; }, "max_new_tokens (--max-new-tokens) must be >= 1, got 0"},
       {[](WorkerConfig& c) { c.kv_cache_tokens = -1; }, "kv_cache_tokens (--kv-cache-tokens) must be in 0..4294967296"},
       {[](WorkerConfig& c) { c.kv_cache_mb = -1; }, "kv_cache_mb (--kv-cache-mb) must be in 0..16777216, got -1"},
+      {[](WorkerConfig& c) { c.kv_cache_type = "int4"; }, "kv_cache_type (--kv-cache-type) must be f16 or q8, got \"int4\""},
       {[](WorkerConfig& c) {
          c.kv_cache_tokens = 4096;
          c.kv_cache_mb = 100;

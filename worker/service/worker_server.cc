@@ -23,6 +23,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "worker/engine/kv_cache.h"
 #include "worker/engine/model.h"
 #include "worker/kernels/kernels.h"
 #include "worker/service/engine_loop.h"
@@ -157,6 +158,7 @@ absl::Status RunWorkerServer(const WorkerConfig& config) {
 
   // The model.
   BN_ASSIGN_OR_RETURN(engine::HeadType head_type, engine::ParseHeadType(config.head_type));
+  BN_ASSIGN_OR_RETURN(engine::KvCacheType kv_type, engine::ParseKvCacheType(config.kv_cache_type));
   BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> model,
                       engine::Model::Load(config.model_path, {.head_type = head_type}));
   BN_ASSIGN_OR_RETURN(tokenizer::Vocab vocab, tokenizer::VocabFromGgufFile(model->file()));
@@ -170,7 +172,12 @@ absl::Status RunWorkerServer(const WorkerConfig& config) {
     WF_LOG(WARNING) << "--max-context " << config.max_context << " exceeds the model's training context "
                     << mc.n_ctx_train;
   }
-  const int64_t kv_bytes_per_token = int64_t{2} * 2 * mc.n_layer * mc.n_head_kv * mc.head_dim;
+  if (kv_type == engine::KvCacheType::kQ8 && mc.head_dim % kernels::kQ8Block != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--kv-cache-type q8 needs a head dimension that is a multiple of ",
+                                                   kernels::kQ8Block, "; this model's is ", mc.head_dim));
+  }
+  const int64_t kv_bytes_per_token = static_cast<int64_t>(engine::KvCache::BytesPerToken(
+      {.n_layer = mc.n_layer, .n_head_kv = mc.n_head_kv, .head_dim = mc.head_dim, .type = kv_type}));
   BN_ASSIGN_OR_RETURN(int64_t kv_tokens, ResolveKvCacheTokens(config, max_context, kv_bytes_per_token));
   if (kv_tokens < max_context) {
     return absl::InvalidArgumentError(absl::StrCat("the KV cache (", kv_tokens,
@@ -195,6 +202,7 @@ absl::Status RunWorkerServer(const WorkerConfig& config) {
   lo.scheduler.prefix_caching = config.prefix_caching;
   lo.block_size = static_cast<int>(config.block_size);
   lo.kv_cache_blocks = static_cast<int>(kv_tokens / config.block_size);
+  lo.kv_cache_type = kv_type;
   lo.threads = static_cast<int>(config.threads);
   lo.report_interval = absl::Milliseconds(config.load_report_interval_ms);
   BN_ASSIGN_OR_RETURN(std::unique_ptr<EngineLoop> loop,
@@ -212,10 +220,10 @@ absl::Status RunWorkerServer(const WorkerConfig& config) {
   service.SetReady(&ready);
   SetHealth(server.get(), true);
   const double ready_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  Say(absl::StrFormat("ready in %.2f s (model %s, %s kernels, context %d, KV pool %d tokens in %d blocks of %d)",
+  Say(absl::StrFormat("ready in %.2f s (model %s, %s kernels, context %d, %s KV pool %d tokens in %d blocks of %d)",
                       ready_s, model_name, std::string(kernels::IsaName(model->kernels().isa)),
-                      static_cast<int>(max_context), static_cast<int>(kv_tokens), lo.kv_cache_blocks,
-                      lo.block_size));
+                      static_cast<int>(max_context), engine::KvCacheTypeName(kv_type), static_cast<int>(kv_tokens),
+                      lo.kv_cache_blocks, lo.block_size));
 
   int sig = 0;
   sigwait(&signals, &sig);
