@@ -538,10 +538,10 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
     out << result.dump() << "\n";
     return absl::OkStatus();
   }
-  out << absl::StrFormat("model %s (%.2f GB), kernels %s, %d threads, head %s, load %.2f s\n",
+  out << absl::StrFormat("model %s (%.2f GB), kernels %s, %d threads, head %s, KV cache %s, load %.2f s\n",
                          o.model_path, static_cast<double>(model->file().size()) / 1e9,
                          result["kernels"].get<std::string>(), threads,
-                         engine::HeadTypeName(model->head_type()), load_s);
+                         engine::HeadTypeName(model->head_type()), engine::KvCacheTypeName(o.kv_cache_type), load_s);
   out << absl::StrFormat("compute %.1f int8 GMAC/s, %.1f f32 GFMA/s (one thread %.1f, %.1f)\n",
                          compute.i8_macs_per_s / 1e9, compute.f32_macs_per_s / 1e9,
                          compute1.i8_macs_per_s / 1e9, compute1.f32_macs_per_s / 1e9);
