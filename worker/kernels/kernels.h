@@ -141,7 +141,7 @@ using F16ScoresFn = void (*)(const uint16_t* k, int64_t rows, int64_t hd, const 
 using F16AccumulateRowsFn = void (*)(const uint16_t* v, int64_t rows, int64_t hd, const float* p,
                                      int64_t p_stride, int64_t n_q, float* acc);
 
-// 8-bit KV cache rows ("q8", as llama.cpp's q8_0): a row of hd values
+// 8-bit KV cache rows ("q8": llama.cpp's q8_0 blocks, with float scales): a row of hd values
 // (hd % 32 == 0) is hd int8 codes plus hd / 32 float scales, one per block of
 // 32 consecutive values; value i is codes[i] * scales[i / 32].
 inline constexpr int64_t kQ8Block = 32;
