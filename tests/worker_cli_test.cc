@@ -165,6 +165,23 @@ TEST(WorkerCliTest, BenchmarkPrintsOneJsonObject) {
   EXPECT_GT(j["prefill"][0]["tok_per_s"].get<double>(), 0);
   EXPECT_GT(j["decode"]["tok_per_s"].get<double>(), 0);
   EXPECT_GT(j["peak_rss_bytes"].get<int64_t>(), 0);
+  // The f16 KV cache's contexts, and the q8 cache's timed beside them.
+  EXPECT_EQ(j["kv_cache_type"], "f16");
+  ASSERT_EQ(j["decode_context"].size(), 2u);
+  ASSERT_EQ(j["decode_context_q8_kv"].size(), 2u);
+  EXPECT_EQ(j["decode_context_q8_kv"][1]["context"], j["decode_context"][1]["context"]);
+  EXPECT_GT(j["long_context_ratio_q8_kv"].get<double>(), 0);
+  EXPECT_GT(j["q8_kv_speedup_at_longest_context"].get<double>(), 0);
+
+  r = RunCommand({Worker(), "-m", GoldenModel(), "--benchmark", "--json", "--prefill-tokens", "16", "--decode-tokens",
+                  "8", "--repetitions", "1", "--kv-cache-type", "q8"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string q8_line = r.output.substr(r.output.find('{'));
+  const nlohmann::json q8 = nlohmann::json::parse(q8_line.substr(0, q8_line.find('\n')));
+  EXPECT_EQ(q8["kv_cache_type"], "q8");
+  EXPECT_EQ(q8["decode_context"].size(), 2u);
+  EXPECT_FALSE(q8.contains("decode_context_q8_kv"));
+  EXPECT_LT(q8["kv_pool_bytes"].get<int64_t>(), j["kv_pool_bytes"].get<int64_t>());
 }
 
 }  // namespace

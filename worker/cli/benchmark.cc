@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <string_view>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -390,41 +391,67 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
   result["decode"] = {{"tokens", o.decode_tokens}, {"tok_per_s", d.mean}, {"sd", d.sd}};
   session.reset();
 
-  // Single-sequence decode at given cached contexts.
+  // Single-sequence decode at given cached contexts. With an f16 cache and
+  // compare_q8_kv, a q8 cache is timed too, interleaved with it (context by
+  // context, repetition by repetition), so the two are compared under the
+  // same host conditions.
   int64_t kv_pool_bytes = 0;
-  Json contexts = Json::array();
   if (!o.decode_contexts.empty()) {
     int64_t max_ctx = 0;
     for (int64_t c : o.decode_contexts) max_ctx = std::max(max_ctx, c);
     max_ctx = std::min<int64_t>(max_ctx, cfg.n_ctx_train);
     const int64_t positions = max_ctx + o.context_decode_tokens + 1;
-    BN_ASSIGN_OR_RETURN(std::unique_ptr<engine::KvCache> cache, MakeCache(cfg, 1, positions, o.kv_cache_type));
-    kv_pool_bytes = std::max<int64_t>(kv_pool_bytes, cache->total_bytes());
-    const engine::RunnerOptions runner_options = {.max_context = static_cast<int32_t>(positions)};
-    BN_ASSIGN_OR_RETURN(
-        std::unique_ptr<engine::ModelRunner> runner,
-        engine::ModelRunner::Create(model.get(), cache.get(), &pool, runner_options));
-    std::vector<engine::SequenceKv> seq(1);
-    BN_RETURN_IF_ERROR(cache->Reserve(&seq[0], positions));
+    std::vector<engine::KvCacheType> types = {o.kv_cache_type};
+    if (o.compare_q8_kv && o.kv_cache_type == engine::KvCacheType::kF16 &&
+        cfg.head_dim % kernels::kQ8Block == 0) {
+      types.push_back(engine::KvCacheType::kQ8);
+    }
+    struct Setup {
+      std::unique_ptr<engine::KvCache> cache;
+      std::unique_ptr<engine::ModelRunner> runner;
+      std::vector<engine::SequenceKv> seq = std::vector<engine::SequenceKv>(1);
+      Json contexts = Json::array();
+    };
+    std::vector<Setup> setups(types.size());
+    for (size_t i = 0; i < types.size(); ++i) {
+      BN_ASSIGN_OR_RETURN(setups[i].cache, MakeCache(cfg, 1, positions, types[i]));
+      if (i == 0) kv_pool_bytes = std::max<int64_t>(kv_pool_bytes, setups[i].cache->total_bytes());
+      BN_ASSIGN_OR_RETURN(setups[i].runner,
+                          engine::ModelRunner::Create(model.get(), setups[i].cache.get(), &pool,
+                                                      {.max_context = static_cast<int32_t>(positions)}));
+      BN_RETURN_IF_ERROR(setups[i].cache->Reserve(&setups[i].seq[0], positions));
+    }
     for (int64_t ctx : o.decode_contexts) {
       ctx = std::clamp<int64_t>(ctx, 1, max_ctx);
-      std::vector<double> rates;
+      std::vector<std::vector<double>> rates(types.size());
       for (int64_t r = 0; r < o.repetitions; ++r) {
-        FillKv(*cache, seq[0], static_cast<int32_t>(ctx));
-        BN_ASSIGN_OR_RETURN(double s,
-                            TimeDecodeSteps(*runner, seq, o.context_decode_tokens, cfg.n_vocab));
-        rates.push_back(static_cast<double>(o.context_decode_tokens) / s);
-        Progress(absl::StrCat("decode at context ", ctx), r, o.repetitions, rates.back());
+        for (size_t i = 0; i < types.size(); ++i) {
+          Setup& su = setups[i];
+          FillKv(*su.cache, su.seq[0], static_cast<int32_t>(ctx));
+          BN_ASSIGN_OR_RETURN(double s, TimeDecodeSteps(*su.runner, su.seq, o.context_decode_tokens, cfg.n_vocab));
+          rates[i].push_back(static_cast<double>(o.context_decode_tokens) / s);
+          Progress(absl::StrCat("decode at context ", ctx, ", ", engine::KvCacheTypeName(types[i]), " KV cache"), r,
+                   o.repetitions, rates[i].back());
+        }
       }
-      const Stat s = Summarize(rates);
-      contexts.push_back({{"context", ctx},
-                          {"tokens", o.context_decode_tokens},
-                          {"tok_per_s", s.mean},
-                          {"sd", s.sd}});
+      for (size_t i = 0; i < types.size(); ++i) {
+        const Stat st = Summarize(rates[i]);
+        setups[i].contexts.push_back(
+            {{"context", ctx}, {"tokens", o.context_decode_tokens}, {"tok_per_s", st.mean}, {"sd", st.sd}});
+      }
     }
-    result["decode_context"] = contexts;
-    result["long_context_ratio"] = contexts.back()["tok_per_s"].get<double>() /
-                                   contexts.front()["tok_per_s"].get<double>();
+    auto ratio = [](const Json& contexts) {
+      return contexts.back()["tok_per_s"].get<double>() / contexts.front()["tok_per_s"].get<double>();
+    };
+    result["decode_context"] = setups[0].contexts;
+    result["long_context_ratio"] = ratio(setups[0].contexts);
+    if (types.size() > 1) {
+      const Json& q8 = setups[1].contexts;
+      result["decode_context_q8_kv"] = q8;
+      result["long_context_ratio_q8_kv"] = ratio(q8);
+      result["q8_kv_speedup_at_longest_context"] =
+          q8.back()["tok_per_s"].get<double>() / setups[0].contexts.back()["tok_per_s"].get<double>();
+    }
   }
 
   // Batched decode: n sequences, one token each per forward call.
@@ -553,9 +580,13 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
                            p["compute_bound_tok_per_s"].get<double>());
   }
   out << absl::StrFormat("tg%-5d %8.1f ± %.1f tok/s\n", o.decode_tokens, d.mean, d.sd);
-  for (const auto& c : contexts) {
-    out << absl::StrFormat("tg at context %-5d %8.1f ± %.1f tok/s\n", c["context"].get<int64_t>(),
-                           c["tok_per_s"].get<double>(), c["sd"].get<double>());
+  for (const char* key : {"decode_context", "decode_context_q8_kv"}) {
+    if (!result.contains(key)) continue;
+    const char* kv = std::string_view(key) == "decode_context" ? engine::KvCacheTypeName(o.kv_cache_type) : "q8";
+    for (const auto& c : result[key]) {
+      out << absl::StrFormat("tg at context %-5d %8.1f ± %.1f tok/s (%s KV cache)\n", c["context"].get<int64_t>(),
+                             c["tok_per_s"].get<double>(), c["sd"].get<double>(), kv);
+    }
   }
   for (const auto& b : batched) {
     out << absl::StrFormat(

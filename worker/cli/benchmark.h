@@ -33,6 +33,11 @@
 //                        cache (filled with synthetic values)
 //   long_context_ratio   decode_context rate at the longest context divided
 //                        by the rate at the shortest
+//   decode_context_q8_kv[], long_context_ratio_q8_kv,
+//   q8_kv_speedup_at_longest_context  the same with a q8 KV cache, timed
+//                        interleaved with the f16 one (kv_cache_type f16 and
+//                        compare_q8_kv), and its rate at the longest context
+//                        over the f16 cache's
 //   batched_decode[]     {sequences, steps, context, tok_per_s, sd,
 //                        step_ms, compute_bound_tok_per_s,
 //                        memory_bound_tok_per_s, fraction_of_bound}: one
@@ -96,6 +101,8 @@ struct BenchmarkOptions {
   // With an f16 main model, also measure decode with a q8 head (a second
   // model, loaded after peak_rss_bytes is taken).
   bool compare_q8_head = true;
+  // With an f16 KV cache, also time decode_contexts with a q8 cache.
+  bool compare_q8_kv = true;
   // Single-sequence decode at these cached contexts (clamped to the model's
   // context); empty skips. The first is the short-context reference.
   std::vector<int64_t> decode_contexts = {128, 4096};
