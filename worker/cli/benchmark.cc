@@ -391,67 +391,62 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
   result["decode"] = {{"tokens", o.decode_tokens}, {"tok_per_s", d.mean}, {"sd", d.sd}};
   session.reset();
 
-  // Single-sequence decode at given cached contexts. With an f16 cache and
-  // compare_q8_kv, a q8 cache is timed too, interleaved with it (context by
-  // context, repetition by repetition), so the two are compared under the
-  // same host conditions.
-  int64_t kv_pool_bytes = 0;
-  if (!o.decode_contexts.empty()) {
-    int64_t max_ctx = 0;
-    for (int64_t c : o.decode_contexts) max_ctx = std::max(max_ctx, c);
-    max_ctx = std::min<int64_t>(max_ctx, cfg.n_ctx_train);
-    const int64_t positions = max_ctx + o.context_decode_tokens + 1;
-    std::vector<engine::KvCacheType> types = {o.kv_cache_type};
-    if (o.compare_q8_kv && o.kv_cache_type == engine::KvCacheType::kF16 &&
-        cfg.head_dim % kernels::kQ8Block == 0) {
-      types.push_back(engine::KvCacheType::kQ8);
-    }
-    struct Setup {
-      std::unique_ptr<engine::KvCache> cache;
-      std::unique_ptr<engine::ModelRunner> runner;
-      std::vector<engine::SequenceKv> seq = std::vector<engine::SequenceKv>(1);
-      Json contexts = Json::array();
-    };
-    std::vector<Setup> setups(types.size());
-    for (size_t i = 0; i < types.size(); ++i) {
-      BN_ASSIGN_OR_RETURN(setups[i].cache, MakeCache(cfg, 1, positions, types[i]));
-      if (i == 0) kv_pool_bytes = std::max<int64_t>(kv_pool_bytes, setups[i].cache->total_bytes());
-      BN_ASSIGN_OR_RETURN(setups[i].runner,
-                          engine::ModelRunner::Create(model.get(), setups[i].cache.get(), &pool,
-                                                      {.max_context = static_cast<int32_t>(positions)}));
-      BN_RETURN_IF_ERROR(setups[i].cache->Reserve(&setups[i].seq[0], positions));
-    }
+  // Single-sequence decode at given cached contexts: a KV pool, its runner
+  // and one sequence per cache type; TimeContexts times several setups
+  // interleaved (context by context, repetition by repetition) so they see
+  // the same host conditions.
+  struct ContextSetup {
+    std::unique_ptr<engine::KvCache> cache;
+    std::unique_ptr<engine::ModelRunner> runner;
+    std::vector<engine::SequenceKv> seq = std::vector<engine::SequenceKv>(1);
+  };
+  int64_t max_ctx = 0;
+  for (int64_t c : o.decode_contexts) max_ctx = std::max(max_ctx, c);
+  max_ctx = std::min<int64_t>(max_ctx, cfg.n_ctx_train);
+  const int64_t context_positions = max_ctx + o.context_decode_tokens + 1;
+  auto make_context_setup = [&](engine::KvCacheType type) -> absl::StatusOr<std::unique_ptr<ContextSetup>> {
+    auto su = std::make_unique<ContextSetup>();
+    BN_ASSIGN_OR_RETURN(su->cache, MakeCache(cfg, 1, context_positions, type));
+    BN_ASSIGN_OR_RETURN(su->runner,
+                        engine::ModelRunner::Create(model.get(), su->cache.get(), &pool,
+                                                    {.max_context = static_cast<int32_t>(context_positions)}));
+    BN_RETURN_IF_ERROR(su->cache->Reserve(&su->seq[0], context_positions));
+    return su;
+  };
+  auto time_contexts = [&](const std::vector<ContextSetup*>& setups) -> absl::StatusOr<std::vector<Json>> {
+    std::vector<Json> out(setups.size(), Json::array());
     for (int64_t ctx : o.decode_contexts) {
       ctx = std::clamp<int64_t>(ctx, 1, max_ctx);
-      std::vector<std::vector<double>> rates(types.size());
+      std::vector<std::vector<double>> rates(setups.size());
       for (int64_t r = 0; r < o.repetitions; ++r) {
-        for (size_t i = 0; i < types.size(); ++i) {
-          Setup& su = setups[i];
+        for (size_t i = 0; i < setups.size(); ++i) {
+          ContextSetup& su = *setups[i];
           FillKv(*su.cache, su.seq[0], static_cast<int32_t>(ctx));
           BN_ASSIGN_OR_RETURN(double s, TimeDecodeSteps(*su.runner, su.seq, o.context_decode_tokens, cfg.n_vocab));
           rates[i].push_back(static_cast<double>(o.context_decode_tokens) / s);
-          Progress(absl::StrCat("decode at context ", ctx, ", ", engine::KvCacheTypeName(types[i]), " KV cache"), r,
-                   o.repetitions, rates[i].back());
+          Progress(absl::StrCat("decode at context ", ctx, ", ", engine::KvCacheTypeName(su.cache->type()),
+                                " KV cache"),
+                   r, o.repetitions, rates[i].back());
         }
       }
-      for (size_t i = 0; i < types.size(); ++i) {
+      for (size_t i = 0; i < setups.size(); ++i) {
         const Stat st = Summarize(rates[i]);
-        setups[i].contexts.push_back(
-            {{"context", ctx}, {"tokens", o.context_decode_tokens}, {"tok_per_s", st.mean}, {"sd", st.sd}});
+        out[i].push_back({{"context", ctx}, {"tokens", o.context_decode_tokens}, {"tok_per_s", st.mean}, {"sd", st.sd}});
       }
     }
-    auto ratio = [](const Json& contexts) {
-      return contexts.back()["tok_per_s"].get<double>() / contexts.front()["tok_per_s"].get<double>();
-    };
-    result["decode_context"] = setups[0].contexts;
-    result["long_context_ratio"] = ratio(setups[0].contexts);
-    if (types.size() > 1) {
-      const Json& q8 = setups[1].contexts;
-      result["decode_context_q8_kv"] = q8;
-      result["long_context_ratio_q8_kv"] = ratio(q8);
-      result["q8_kv_speedup_at_longest_context"] =
-          q8.back()["tok_per_s"].get<double>() / setups[0].contexts.back()["tok_per_s"].get<double>();
-    }
+    return out;
+  };
+  auto ratio = [](const Json& contexts) {
+    return contexts.back()["tok_per_s"].get<double>() / contexts.front()["tok_per_s"].get<double>();
+  };
+  int64_t kv_pool_bytes = 0;
+  std::unique_ptr<ContextSetup> main_context;
+  if (!o.decode_contexts.empty()) {
+    BN_ASSIGN_OR_RETURN(main_context, make_context_setup(o.kv_cache_type));
+    kv_pool_bytes = std::max<int64_t>(kv_pool_bytes, main_context->cache->total_bytes());
+    BN_ASSIGN_OR_RETURN(std::vector<Json> timed, time_contexts({main_context.get()}));
+    result["decode_context"] = timed[0];
+    result["long_context_ratio"] = ratio(timed[0]);
   }
 
   // Batched decode: n sequences, one token each per forward call.
@@ -509,6 +504,24 @@ absl::Status RunBenchmark(const BenchmarkOptions& o, std::ostream& out) {
   result["kv_pool_bytes"] = kv_pool_bytes;
   const int64_t peak_rss = PeakRssBytes();
   result["peak_rss_bytes"] = peak_rss;
+
+  // The q8 KV cache against the f16 one, after peak_rss_bytes so that its
+  // pool does not count: both timed again, interleaved.
+  if (main_context != nullptr && o.compare_q8_kv && o.kv_cache_type == engine::KvCacheType::kF16 &&
+      cfg.head_dim % kernels::kQ8Block == 0) {
+    BN_ASSIGN_OR_RETURN(std::unique_ptr<ContextSetup> q8_context, make_context_setup(engine::KvCacheType::kQ8));
+    BN_ASSIGN_OR_RETURN(std::vector<Json> timed, time_contexts({main_context.get(), q8_context.get()}));
+    Json q8 = timed[1];
+    for (size_t i = 0; i < q8.size(); ++i) {
+      q8[i]["f16_tok_per_s"] = timed[0][i]["tok_per_s"];
+      q8[i]["f16_sd"] = timed[0][i]["sd"];
+    }
+    result["decode_context_q8_kv"] = q8;
+    result["long_context_ratio_q8_kv"] = ratio(q8);
+    result["q8_kv_speedup_at_longest_context"] =
+        q8.back()["tok_per_s"].get<double>() / q8.back()["f16_tok_per_s"].get<double>();
+  }
+  main_context.reset();
 
   // The q8 head against the f16 head, repetitions interleaved so that both
   // see the same host conditions.

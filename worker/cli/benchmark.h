@@ -33,11 +33,13 @@
 //                        cache (filled with synthetic values)
 //   long_context_ratio   decode_context rate at the longest context divided
 //                        by the rate at the shortest
-//   decode_context_q8_kv[], long_context_ratio_q8_kv,
-//   q8_kv_speedup_at_longest_context  the same with a q8 KV cache, timed
-//                        interleaved with the f16 one (kv_cache_type f16 and
-//                        compare_q8_kv), and its rate at the longest context
-//                        over the f16 cache's
+//   decode_context_q8_kv[]  {context, tokens, tok_per_s, sd, f16_tok_per_s,
+//                        f16_sd}: the same with a q8 KV cache, timed
+//                        interleaved with the f16 one again after
+//                        peak_rss_bytes (kv_cache_type f16 and compare_q8_kv)
+//   long_context_ratio_q8_kv, q8_kv_speedup_at_longest_context  its ratio,
+//                        and its rate at the longest context over the f16
+//                        cache's in the same interleaved pass
 //   batched_decode[]     {sequences, steps, context, tok_per_s, sd,
 //                        step_ms, compute_bound_tok_per_s,
 //                        memory_bound_tok_per_s, fraction_of_bound}: one
