@@ -138,5 +138,17 @@ TEST(ValidateKvTest, RejectsMissingUrl) {
   EXPECT_THAT(run.output, HasSubstr("--url is required"));
 }
 
+TEST(ValidateKvTest, RejectsASettleTimeOutOfRange) {
+  for (const char* bad : {"-1", "10001"}) {
+    const CommandResult run =
+        RunCommand({WF_VALIDATE_KV_BINARY, "--url", "http://127.0.0.1:1", "--settle-ms", bad}, {}, 60);
+    EXPECT_EQ(run.exit_code, 2) << run.output;
+    EXPECT_THAT(run.output, HasSubstr(absl::StrCat("--settle-ms must be in [0, 10000], got ", bad)));
+  }
+  const CommandResult help = RunCommand({WF_VALIDATE_KV_BINARY, "--help"}, {}, 60);
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_THAT(help.output, HasSubstr("--settle-ms"));
+}
+
 }  // namespace
 }  // namespace wf

@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
             "KV pool size in tokens across the deployment; when set, send at least twice this many prompt tokens");
   flags.Int("min-token-id", &opts.min_token_id, "smallest prompt token id");
   flags.Int("max-token-id", &opts.max_token_id, "prompt token ids are below this (keep it within the vocabulary)");
+  flags.Int("settle-ms", &opts.settle_ms,
+            "pause, in [0, 10000] ms, before each run that expects the previous run's blocks to be reused (routers "
+            "learn the cache from the workers' load reports)");
   flags.Int("connect-timeout-ms", &connect_timeout_ms, "HTTP connect timeout");
   flags.Int("request-timeout-ms", &request_timeout_ms, "whole-request HTTP timeout");
   if (absl::Status s = flags.Parse(argc, argv); !s.ok()) {
@@ -47,6 +50,10 @@ int main(int argc, char** argv) {
       opts.min_token_id < 0 || opts.max_token_id <= opts.min_token_id) {
     std::cerr << "wf_validate_kv: --max-tokens, --prompt-tokens, --extend-tokens and --capacity-prompt-tokens must be "
                  ">= 1 and 0 <= --min-token-id < --max-token-id\n";
+    return 2;
+  }
+  if (opts.settle_ms < 0 || opts.settle_ms > 10000) {
+    std::cerr << "wf_validate_kv: --settle-ms must be in [0, 10000], got " << opts.settle_ms << "\n";
     return 2;
   }
   opts.urls = urls;

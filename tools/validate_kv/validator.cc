@@ -1,6 +1,7 @@
 #include "tools/validate_kv/validator.h"
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -140,11 +141,16 @@ CheckResult KvValidator::CheckModels() {
   return {"models", true, absl::StrCat(seen.size(), " URL(s) serve model '", options_.model, "'")};
 }
 
+void KvValidator::Settle() const {
+  if (options_.settle_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(options_.settle_ms));
+}
+
 CheckResult KvValidator::CheckColdWarm() {
   const std::string& url = options_.urls.front();
   base_prompt_ = Prompt(kBaseStream, options_.prompt_tokens);
   absl::StatusOr<Completion> cold = Complete(url, base_prompt_);
   if (!cold.ok()) return Fail("cold_warm", absl::StrCat("cold run: ", cold.status().message()));
+  Settle();
   absl::StatusOr<Completion> warm = Complete(url, base_prompt_);
   if (!warm.ok()) return Fail("cold_warm", absl::StrCat("warm run: ", warm.status().message()));
   base_output_ = cold->text;
@@ -165,8 +171,10 @@ CheckResult KvValidator::CheckPrefixExtension() {
   extended_prompt_ = base_prompt_;
   const std::vector<int32_t> suffix = Prompt(kExtendStream, options_.extend_tokens);
   extended_prompt_.insert(extended_prompt_.end(), suffix.begin(), suffix.end());
+  Settle();
   absl::StatusOr<Completion> first = Complete(url, extended_prompt_);
   if (!first.ok()) return Fail("prefix_extension", absl::StrCat("first run: ", first.status().message()));
+  Settle();
   absl::StatusOr<Completion> again = Complete(url, extended_prompt_);
   if (!again.ok()) return Fail("prefix_extension", absl::StrCat("second run: ", again.status().message()));
   extended_output_ = first->text;
@@ -265,6 +273,7 @@ CheckResult KvValidator::CheckRoutersAgree() {
     const std::string& url = options_.urls[i];
     absl::StatusOr<Completion> first = Complete(url, prompt);
     if (!first.ok()) return Fail("routers_agree", absl::StrCat(url, " first run: ", first.status().message()));
+    Settle();
     absl::StatusOr<Completion> again = Complete(url, prompt);
     if (!again.ok()) return Fail("routers_agree", absl::StrCat(url, " second run: ", again.status().message()));
     if (i == 0) reference = first->text;

@@ -50,6 +50,12 @@ struct ValidatorOptions {
   int64_t capacity_tokens = 0;
   int64_t min_token_id = 32;      // prompt ids are drawn from [min_token_id, max_token_id)
   int64_t max_token_id = 2000;
+  // Pause before each run that expects the previous one's blocks to be
+  // reused: routers learn what a worker caches from its load reports (sent
+  // every 100 ms by default and on change), not from their own traffic, so a
+  // request sent the instant the previous one ended may be routed before
+  // they arrive.
+  int64_t settle_ms = 250;
   HttpClientOptions http;
 };
 
@@ -86,6 +92,7 @@ class KvValidator {
  private:
   absl::StatusOr<Completion> Complete(const std::string& url, const std::vector<int32_t>& prompt) const;
   std::vector<int32_t> Prompt(uint64_t stream, int64_t n) const;
+  void Settle() const;  // sleeps settle_ms
 
   CheckResult CheckModels();
   CheckResult CheckColdWarm();
