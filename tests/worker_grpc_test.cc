@@ -186,6 +186,8 @@ TEST(WorkerGrpcTest, Q8KvCacheHoldsMoreAndStaysExact) {
   const int q8_blocks = warm->CurrentLoad().kv_total_blocks();
   ASSERT_GT(f16_blocks, 0);
   EXPECT_GE(q8_blocks, f16_blocks * 17 / 10) << f16_blocks << " f16 blocks, " << q8_blocks << " q8 blocks";
+  ASSERT_OK_AND_ASSIGN(auto metrics, wf::testing::HttpGet(warm->metrics_port(), "/metrics"));
+  EXPECT_THAT(metrics.body, HasSubstr("cache_dtype=\"q8\""));
 
   constexpr int kClients = 4;
   std::vector<v1::GenerateRequest> reqs;

@@ -93,7 +93,8 @@ std::array<prometheus::Counter*, kNumFinishReasons> NewFinishedCounters(promethe
 // Families are registered in the initialiser list so the handles can be
 // references; only prometheus-cpp's own name checks could throw, and Create()
 // catches that.
-WorkerMetrics::WorkerMetrics(std::string model_name, int block_size, int64_t max_model_len)
+WorkerMetrics::WorkerMetrics(std::string model_name, int block_size, int64_t max_model_len,
+                             const std::string& cache_dtype)
     : model_name_(std::move(model_name)),
       registry_(std::make_shared<prometheus::Registry>()),
       running_(NewGauge(*registry_, "num_requests_running", "Number of requests in the running batch.",
@@ -107,7 +108,9 @@ WorkerMetrics::WorkerMetrics(std::string model_name, int block_size, int64_t max
       kv_blocks_used_(
           NewGauge(*registry_, "kv_cache_blocks_used", "KV-cache blocks in use.", {{"model_name", model_name_}})),
       cache_config_info_(NewGauge(*registry_, "cache_config_info", "KV-cache configuration (value is always 1).",
-                                  {{"model_name", model_name_}, {"block_size", absl::StrCat(block_size)}})),
+                                  {{"model_name", model_name_},
+                                   {"block_size", absl::StrCat(block_size)},
+                                   {"cache_dtype", cache_dtype}})),
       prompt_tokens_(NewCounter(*registry_, "prompt_tokens_total", "Number of prefill tokens processed.",
                                 {{"model_name", model_name_}})),
       generation_tokens_(NewCounter(*registry_, "generation_tokens_total", "Number of generation tokens processed.",
@@ -157,7 +160,7 @@ WorkerMetrics::WorkerMetrics(std::string model_name, int block_size, int64_t max
 }
 
 absl::StatusOr<std::unique_ptr<WorkerMetrics>> WorkerMetrics::Create(std::string model_name, int block_size,
-                                                                     int64_t max_model_len) {
+                                                                     int64_t max_model_len, std::string cache_dtype) {
   if (model_name.empty()) return absl::InvalidArgumentError("metrics model_name must not be empty");
   if (block_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("metrics block_size must be >= 1, got ", block_size));
@@ -167,7 +170,7 @@ absl::StatusOr<std::unique_ptr<WorkerMetrics>> WorkerMetrics::Create(std::string
   }
   if (max_model_len == 0) max_model_len = kDefaultMaxModelLen;
   try {
-    return std::unique_ptr<WorkerMetrics>(new WorkerMetrics(std::move(model_name), block_size, max_model_len));
+    return std::unique_ptr<WorkerMetrics>(new WorkerMetrics(std::move(model_name), block_size, max_model_len, cache_dtype));
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("cannot create worker metrics: ", e.what()));
   }

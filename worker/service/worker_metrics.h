@@ -3,7 +3,7 @@
 // Names follow vLLM's (`vllm:` -> `wrinklefree:`), with the same `model_name`
 // label, so a vLLM Grafana dashboard ports by replacing the prefix. Every
 // metric carries `model_name`; the only other labels are `finished_reason`
-// (4 values) and `block_size` on the info gauge, so cardinality is fixed at
+// (4 values) and `block_size` / `cache_dtype` on the info gauge, so cardinality is fixed at
 // construction and nothing is ever created per request.
 //
 // Metrics (all prefixed `wrinklefree:`):
@@ -13,7 +13,8 @@
 //     kv_cache_usage_perc             used / total KV blocks, 0..1 (vLLM's name; not a percentage)
 //     kv_cache_blocks_total           KV blocks in the pool
 //     kv_cache_blocks_used            KV blocks held by sequences or the prefix cache
-//     cache_config_info{block_size}   always 1; carries the KV block size as a label
+//     cache_config_info{block_size,cache_dtype}  always 1; carries the KV block size and element
+//                                     type (f16 or q8; vLLM's label name) as labels
 //   Counters
 //     prompt_tokens_total             prompt tokens of requests that reached prefill (incl. cached)
 //     generation_tokens_total         tokens generated
@@ -117,7 +118,8 @@ class WorkerMetrics {
   // `max_model_len` the context length bounding the token-count buckets
   // (0 = 65536). INVALID_ARGUMENT naming the bad argument otherwise.
   static absl::StatusOr<std::unique_ptr<WorkerMetrics>> Create(std::string model_name, int block_size,
-                                                               int64_t max_model_len = 0);
+                                                               int64_t max_model_len = 0,
+                                                               std::string cache_dtype = "f16");
 
   WorkerMetrics(const WorkerMetrics&) = delete;
   WorkerMetrics& operator=(const WorkerMetrics&) = delete;
@@ -163,7 +165,7 @@ class WorkerMetrics {
   void RecordFinishedRequest(const FinishedRequestStats& stats);
 
  private:
-  WorkerMetrics(std::string model_name, int block_size, int64_t max_model_len);
+  WorkerMetrics(std::string model_name, int block_size, int64_t max_model_len, const std::string& cache_dtype);
   static void AddTo(prometheus::Counter& c, int64_t n) {
     if (n > 0) c.Increment(static_cast<double>(n));
   }

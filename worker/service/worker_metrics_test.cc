@@ -150,7 +150,7 @@ TEST(WorkerMetricsTest, EveryMetricIsPresentAtStart) {
     EXPECT_THAT(text, HasSubstr(absl::StrCat("# TYPE wrinklefree:", hist, " histogram\n"))) << hist;
     EXPECT_THAT(text, HasSubstr(Line(absl::StrCat(hist, "_count"), m, "0"))) << hist;
   }
-  EXPECT_THAT(text, HasSubstr(Line("cache_config_info", absl::StrCat("block_size=\"32\",", m), "1")));
+  EXPECT_THAT(text, HasSubstr(Line("cache_config_info", absl::StrCat("block_size=\"32\",cache_dtype=\"f16\",", m), "1")));
   // Token-count buckets stop at the model length.
   EXPECT_THAT(text, HasSubstr(Line("request_prompt_tokens_bucket", absl::StrCat(m, ",le=\"2000\""), "0")));
   EXPECT_THAT(text, Not(HasSubstr("request_prompt_tokens_bucket{model_name=\"bitnet-test\",le=\"5000\"}")));
@@ -233,7 +233,7 @@ TEST(WorkerMetricsTest, KvUsageWithEmptyPoolIsZero) {
 
 TEST(MetricsServerTest, ServesMetricsOverHttp) {
   ASSERT_OK_AND_ASSIGN(auto metrics, WorkerMetrics::Create(kModel, 16));
-  ASSERT_OK_AND_ASSIGN(auto other, WorkerMetrics::Create("second-model", 8));
+  ASSERT_OK_AND_ASSIGN(auto other, WorkerMetrics::Create("second-model", 8, 0, "q8"));
   ASSERT_OK_AND_ASSIGN(auto server, MetricsServer::Start("127.0.0.1", 0, {metrics->registry(), other->registry()}));
   ASSERT_GT(server->port(), 0);
   EXPECT_EQ(server->host(), "127.0.0.1");
@@ -254,7 +254,7 @@ TEST(MetricsServerTest, ServesMetricsOverHttp) {
   EXPECT_THAT(response, HasSubstr(Line("time_to_first_token_seconds_bucket", m + ",le=\"0.25\"", "1")));
   EXPECT_THAT(response, HasSubstr(Line("time_to_first_token_seconds_bucket", m + ",le=\"0.1\"", "0")));
   EXPECT_THAT(response, HasSubstr(Line("num_requests_waiting", "model_name=\"second-model\"", "9")));
-  EXPECT_THAT(response, HasSubstr(Line("cache_config_info", "block_size=\"8\",model_name=\"second-model\"", "1")));
+  EXPECT_THAT(response, HasSubstr(Line("cache_config_info", "block_size=\"8\",cache_dtype=\"q8\",model_name=\"second-model\"", "1")));
 
   // A later scrape sees later values.
   metrics->SetRunning(1);

@@ -188,7 +188,8 @@ absl::Status RunWorkerServer(const WorkerConfig& config) {
   std::unique_ptr<WorkerMetrics> metrics;
   std::unique_ptr<MetricsServer> metrics_server;
   if (config.metrics_port >= 0) {
-    BN_ASSIGN_OR_RETURN(metrics, WorkerMetrics::Create(model_name, static_cast<int>(config.block_size), max_context));
+    BN_ASSIGN_OR_RETURN(metrics, WorkerMetrics::Create(model_name, static_cast<int>(config.block_size), max_context,
+                                                       engine::KvCacheTypeName(kv_type)));
     BN_ASSIGN_OR_RETURN(metrics_server, MetricsServer::Start(config.metrics_host, static_cast<int>(config.metrics_port),
                                                              {metrics->registry()}));
     Say(absl::StrCat("metrics listening on ", config.metrics_host, ":", metrics_server->port()));
